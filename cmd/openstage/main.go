@@ -1,0 +1,75 @@
+// Command openstage is a self-hosted server for real-time stages that speaks the Amazon IVS Real-Time API.
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/openstage/openstage/internal/config"
+	"github.com/openstage/openstage/internal/server"
+)
+
+func main() {
+	if err := root().Execute(); err != nil {
+		os.Exit(1)
+	}
+}
+
+func root() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:           "openstage",
+		Short:         "A self-hosted server for real-time stages that speaks the Amazon IVS Real-Time API",
+		SilenceUsage:  true,
+		SilenceErrors: false,
+	}
+	cmd.AddCommand(serveCmd())
+	return cmd
+}
+
+func serveCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the server with its embedded store",
+		Args:  cobra.NoArgs,
+	}
+	cfg := config.Flags(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := config.Resolve(cmd.Flags(), cfg, os.Getenv); err != nil {
+			return err
+		}
+		log, err := newLogger(cfg)
+		if err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		srv, err := server.New(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		return srv.Run(ctx, cmd.OutOrStdout(), nil)
+	}
+	return cmd
+}
+
+func newLogger(cfg *config.Config) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch cfg.LogFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: want text or json", cfg.LogFormat)
+	}
+}
+

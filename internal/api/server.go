@@ -1,0 +1,169 @@
+// Package api serves the IVS Real-Time control-plane API (AWS restJson1, SigV4) over the stage domain.
+// It authenticates, validates every request against the model, calls the domain, and writes the model's
+// output shapes and error types. It holds no rules of its own beyond the wire.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/openstage/openstage/internal/api/validate"
+	"github.com/openstage/openstage/internal/awserr"
+	"github.com/openstage/openstage/internal/sigv4"
+	"github.com/openstage/openstage/internal/stage"
+)
+
+// MaxBodyBytes is the largest request body accepted (SPEC §2: 1 MiB).
+const MaxBodyBytes = 1 << 20
+
+// Config wires the handler.
+type Config struct {
+	Domain *stage.Service
+	Keys   *Keys
+	// Regions accepted in SigV4 credential scopes; empty accepts any.
+	Regions []string
+	// PageKey signs pagination tokens; nodes that share a store must share it.
+	PageKey []byte
+	Log     *slog.Logger
+	Now     func() time.Time // for SigV4 clock checks; nil = time.Now
+}
+
+// Handler is the API's http.Handler.
+type Handler struct {
+	domain   *stage.Service
+	keys     *Keys
+	verifier *sigv4.Verifier
+	pager    pager
+	log      *slog.Logger
+	mux      *http.ServeMux
+}
+
+// New makes the handler.
+func New(cfg Config) *Handler {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	h := &Handler{
+		domain:   cfg.Domain,
+		keys:     cfg.Keys,
+		verifier: &sigv4.Verifier{Keys: cfg.Keys, Service: "ivs", Regions: cfg.Regions, Now: cfg.Now},
+		pager:    pager{key: cfg.PageKey},
+		log:      cfg.Log,
+		mux:      http.NewServeMux(),
+	}
+	// restJson1 routes of the model: POST /<Operation> for all but the tag operations, whose ARN label
+	// arrives percent-encoded (a '/' as %2F), which ServeMux matches and decodes for PathValue.
+	h.mux.HandleFunc("POST /{op}", func(w http.ResponseWriter, r *http.Request) {
+		op := r.PathValue("op")
+		if tagOperations[op] {
+			op = "" // the tag operations live at /tags/{resourceArn} only
+		}
+		h.serve(w, r, op, nil)
+	})
+	h.mux.HandleFunc("GET /tags/{resourceArn}", h.tags("ListTagsForResource"))
+	h.mux.HandleFunc("POST /tags/{resourceArn}", h.tags("TagResource"))
+	h.mux.HandleFunc("DELETE /tags/{resourceArn}", h.tags("UntagResource"))
+	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { h.serve(w, r, "", nil) })
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+func (h *Handler) tags(op string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		bound := map[string]any{"resourceArn": r.PathValue("resourceArn")}
+		if op == "UntagResource" {
+			keys := []any{}
+			for _, k := range r.URL.Query()["tagKeys"] {
+				keys = append(keys, k)
+			}
+			if len(keys) > 0 || r.URL.Query().Has("tagKeys") {
+				bound["tagKeys"] = keys
+			}
+		}
+		h.serve(w, r, op, bound)
+	}
+}
+
+var tagOperations = map[string]bool{"ListTagsForResource": true, "TagResource": true, "UntagResource": true}
+
+// request is one API call on its way through the handler.
+type request struct {
+	op    string
+	body  []byte
+	bound map[string]any // members bound from the URL (the tag operations)
+}
+
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, op string, bound map[string]any) {
+	start := time.Now()
+	rid := newRequestID()
+	w.Header().Set("x-amzn-RequestId", rid)
+	log := h.log.With("request_id", rid, "op", op)
+	ctx := r.Context()
+
+	out, err := h.call(ctx, r, op, bound)
+	if err != nil {
+		ae := toAWS(err, log)
+		awserr.Write(w, ae)
+		log.LogAttrs(ctx, levelFor(ae), "api call failed", slog.String("error_type", string(ae.Type)),
+			slog.String("message", ae.Message), slog.Duration("took", time.Since(start)))
+		return
+	}
+	body, err := json.Marshal(out)
+	if err != nil {
+		awserr.Write(w, toAWS(err, log))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+	log.LogAttrs(ctx, slog.LevelDebug, "api call", slog.Duration("took", time.Since(start)))
+}
+
+func levelFor(e *awserr.Error) slog.Level {
+	if e.Type == awserr.InternalServer {
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// call runs the steps every request takes: read, authenticate, authorise, find the operation, validate, act.
+func (h *Handler) call(ctx context.Context, r *http.Request, op string, bound map[string]any) (any, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, awserr.New(awserr.Validation, "request body is larger than %d bytes", MaxBodyBytes)
+		}
+		return nil, awserr.New(awserr.Validation, "could not read the request body: %v", err)
+	}
+	akid, err := h.verifier.Verify(r, body)
+	if err != nil {
+		return nil, err
+	}
+	if op == "" || !validate.Known(op) {
+		return nil, awserr.New(awserr.UnknownOperation, "%s %s is not an operation of the IVS Real-Time API", r.Method, r.URL.Path)
+	}
+	if !h.keys.Allowed(akid, "ivs:"+op) {
+		return nil, awserr.New(awserr.AccessDenied, "access key %s is not authorized to perform ivs:%s", akid, op)
+	}
+	handle, ok := operations[op]
+	if !ok {
+		return nil, awserr.New(awserr.Validation, "%s is not supported by openstage", op)
+	}
+	return handle(ctx, h, &request{op: op, body: body, bound: bound})
+}

@@ -1,0 +1,153 @@
+package api
+
+import (
+	"time"
+
+	"github.com/openstage/openstage/internal/ivs"
+	"github.com/openstage/openstage/internal/stage"
+)
+
+// Output shapes of the model (ivs-realtime-2020-07-14.json), as JSON. Timestamps are ISO-8601 strings in
+// UTC with Z: both SDKs reject epoch numbers (ivs-sdk-behaviour.md §3).
+
+const timeLayout = "2006-01-02T15:04:05.000Z"
+
+func stamp(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := t.UTC().Format(timeLayout)
+	return &s
+}
+
+type wireEndpoints struct {
+	Events string `json:"events,omitempty"`
+	WHIP   string `json:"whip,omitempty"`
+}
+
+type wireStage struct {
+	ARN             string            `json:"arn"`
+	Name            string            `json:"name"`
+	ActiveSessionID string            `json:"activeSessionId,omitempty"`
+	Tags            map[string]string `json:"tags"`
+	Endpoints       *wireEndpoints    `json:"endpoints,omitempty"`
+}
+
+func (h *Handler) stageOut(v stage.StageView) wireStage {
+	events, whip := h.domain.Endpoints()
+	return wireStage{ARN: v.ARN, Name: v.Name, ActiveSessionID: string(v.ActiveSessionID), Tags: v.Tags,
+		Endpoints: &wireEndpoints{Events: events, WHIP: whip}}
+}
+
+// stageSummaryOut is the model's StageSummary: no endpoints.
+func stageSummaryOut(v stage.StageView) wireStage {
+	return wireStage{ARN: v.ARN, Name: v.Name, ActiveSessionID: string(v.ActiveSessionID), Tags: v.Tags}
+}
+
+type wireToken struct {
+	ParticipantID  string            `json:"participantId"`
+	Token          string            `json:"token"`
+	UserID         string            `json:"userId,omitempty"`
+	Attributes     map[string]string `json:"attributes"`
+	Duration       int               `json:"duration"`
+	Capabilities   []string          `json:"capabilities"`
+	ExpirationTime *string           `json:"expirationTime"`
+}
+
+func tokenOut(t stage.ParticipantToken) wireToken {
+	caps := make([]string, len(t.Capabilities))
+	for i, c := range t.Capabilities {
+		caps[i] = string(c)
+	}
+	return wireToken{ParticipantID: string(t.ParticipantID), Token: t.Token, UserID: t.UserID, Attributes: t.Attributes,
+		Duration: t.Duration, Capabilities: caps, ExpirationTime: stamp(t.ExpirationTime)}
+}
+
+type wireSession struct {
+	SessionID string  `json:"sessionId"`
+	StartTime *string `json:"startTime,omitempty"`
+	EndTime   *string `json:"endTime,omitempty"`
+}
+
+func sessionOut(s ivs.Session) wireSession {
+	return wireSession{SessionID: string(s.ID), StartTime: stamp(s.StartTime), EndTime: stamp(s.EndTime)}
+}
+
+// Recording is not offered yet (SPEC §7): every participant is DISABLED with empty bucket and prefix.
+const recordingDisabled = "DISABLED"
+
+type wireParticipantSummary struct {
+	ParticipantID   string  `json:"participantId"`
+	UserID          string  `json:"userId"`
+	State           string  `json:"state"`
+	FirstJoinTime   *string `json:"firstJoinTime,omitempty"`
+	Published       bool    `json:"published"`
+	RecordingState  string  `json:"recordingState"`
+	ReplicationType string  `json:"replicationType"`
+	RedundantIngest bool    `json:"redundantIngest"`
+}
+
+func participantSummaryOut(p ivs.Participant) wireParticipantSummary {
+	return wireParticipantSummary{ParticipantID: string(p.ID), UserID: p.UserID, State: string(p.State),
+		FirstJoinTime: stamp(p.FirstJoinTime), Published: p.Published, RecordingState: recordingDisabled,
+		ReplicationType: "NONE"}
+}
+
+type wireParticipant struct {
+	wireParticipantSummary
+	Attributes            map[string]string `json:"attributes"`
+	ISPName               string            `json:"ispName"`
+	OSName                string            `json:"osName"`
+	OSVersion             string            `json:"osVersion"`
+	BrowserName           string            `json:"browserName"`
+	BrowserVersion        string            `json:"browserVersion"`
+	SDKVersion            string            `json:"sdkVersion"`
+	RecordingS3BucketName string            `json:"recordingS3BucketName"`
+	RecordingS3Prefix     string            `json:"recordingS3Prefix"`
+	Protocol              string            `json:"protocol"`
+}
+
+func participantOut(p ivs.Participant) wireParticipant {
+	attrs := p.Attributes
+	if attrs == nil {
+		attrs = map[string]string{}
+	}
+	proto := p.Client.Protocol
+	if proto == "" {
+		proto = ivs.ProtocolUnknown
+	}
+	return wireParticipant{wireParticipantSummary: participantSummaryOut(p), Attributes: attrs,
+		ISPName: p.Client.ISPName, OSName: p.Client.OSName, OSVersion: p.Client.OSVersion,
+		BrowserName: p.Client.BrowserName, BrowserVersion: p.Client.BrowserVersion, SDKVersion: p.Client.SDKVersion,
+		Protocol: string(proto)}
+}
+
+type wireEvent struct {
+	Name                string  `json:"name"`
+	ParticipantID       string  `json:"participantId"`
+	EventTime           *string `json:"eventTime"`
+	RemoteParticipantID string  `json:"remoteParticipantId,omitempty"`
+	ErrorCode           string  `json:"errorCode,omitempty"`
+	Replica             bool    `json:"replica"`
+}
+
+func eventOut(e ivs.Event) wireEvent {
+	return wireEvent{Name: string(e.Name), ParticipantID: string(e.ParticipantID), EventTime: stamp(e.Time),
+		RemoteParticipantID: string(e.RemoteParticipantID), ErrorCode: string(e.ErrorCode)}
+}
+
+type wirePublicKey struct {
+	ARN               string            `json:"arn"`
+	Name              string            `json:"name"`
+	PublicKeyMaterial string            `json:"publicKeyMaterial,omitempty"`
+	Fingerprint       string            `json:"fingerprint,omitempty"`
+	Tags              map[string]string `json:"tags"`
+}
+
+func publicKeyOut(k stage.PublicKeyView) wirePublicKey {
+	return wirePublicKey{ARN: k.ARN, Name: k.Name, PublicKeyMaterial: k.Material, Fingerprint: k.Fingerprint, Tags: k.Tags}
+}
+
+func publicKeySummaryOut(k stage.PublicKeyView) wirePublicKey {
+	return wirePublicKey{ARN: k.ARN, Name: k.Name, Tags: k.Tags}
+}

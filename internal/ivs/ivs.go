@@ -1,0 +1,213 @@
+// Package ivs holds the resources of the IVS Real-Time API as openstage stores them: typed identifiers, ARNs,
+// stages, sessions, participants, events and public keys. It has no behaviour beyond formatting and parsing;
+// the lifecycle rules live in package stage.
+package ivs
+
+import (
+	"crypto/rand"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Typed identifiers: a StageID is never a SessionID by accident.
+type (
+	StageID       string // 12 alphanumerics, the last segment of a stage ARN
+	SessionID     string // "st-" + 13 alphanumerics
+	ParticipantID string // 12 alphanumerics for server-made tokens, a self-signed token's jti as is
+	PublicKeyID   string // 12 alphanumerics, the last segment of a public key ARN
+)
+
+const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+// randomAlnum returns n characters from crypto/rand, without modulo bias (256 = 4*62 + 8: reject the top 8).
+func randomAlnum(n int) string {
+	out := make([]byte, 0, n)
+	buf := make([]byte, n+8)
+	for len(out) < n {
+		if _, err := rand.Read(buf); err != nil {
+			panic(fmt.Sprintf("ivs: crypto/rand failed: %v", err)) // as crypto/rand itself does on Go ≥1.24
+		}
+		for _, b := range buf {
+			if b >= 248 {
+				continue
+			}
+			out = append(out, alnum[int(b)%62])
+			if len(out) == n {
+				break
+			}
+		}
+	}
+	return string(out)
+}
+
+func NewStageID() StageID             { return StageID(randomAlnum(12)) }
+func NewSessionID() SessionID         { return SessionID("st-" + randomAlnum(13)) }
+func NewParticipantID() ParticipantID { return ParticipantID(randomAlnum(12)) }
+func NewPublicKeyID() PublicKeyID     { return PublicKeyID(randomAlnum(12)) }
+
+// Account is where ARNs live: one region and account per server.
+type Account struct {
+	Region string
+	ID     string
+}
+
+func (a Account) StageARN(id StageID) string {
+	return "arn:aws:ivs:" + a.Region + ":" + a.ID + ":stage/" + string(id)
+}
+
+func (a Account) PublicKeyARN(id PublicKeyID) string {
+	return "arn:aws:ivs:" + a.Region + ":" + a.ID + ":public-key/" + string(id)
+}
+
+// ResourceType is the ARN resource type segment.
+type ResourceType string
+
+const (
+	ResourceStage     ResourceType = "stage"
+	ResourcePublicKey ResourceType = "public-key"
+)
+
+var arnRE = regexp.MustCompile(`^arn:aws:ivs:([a-z0-9-]+):([0-9]+):([a-z-]+)/([a-zA-Z0-9-]+)$`)
+
+// ParseARN splits an IVS ARN of this account. ok is false for an ARN of another region or account, or of a
+// shape openstage does not make.
+func (a Account) ParseARN(arn string) (typ ResourceType, id string, ok bool) {
+	m := arnRE.FindStringSubmatch(arn)
+	if m == nil || m[1] != a.Region || m[2] != a.ID {
+		return "", "", false
+	}
+	return ResourceType(m[3]), m[4], true
+}
+
+// StageIDFromARN returns the stage id of a stage ARN of this account.
+func (a Account) StageIDFromARN(arn string) (StageID, bool) {
+	typ, id, ok := a.ParseARN(arn)
+	if !ok || typ != ResourceStage {
+		return "", false
+	}
+	return StageID(id), true
+}
+
+// PublicKeyIDFromARN returns the key id of a public-key ARN of this account.
+func (a Account) PublicKeyIDFromARN(arn string) (PublicKeyID, bool) {
+	typ, id, ok := a.ParseARN(arn)
+	if !ok || typ != ResourcePublicKey {
+		return "", false
+	}
+	return PublicKeyID(id), true
+}
+
+// LastSegment returns what follows the last '/' of an ARN.
+func LastSegment(arn string) string { return arn[strings.LastIndexByte(arn, '/')+1:] }
+
+// Stage is a stage resource. Tags are kept with the resource's ARN (see store), not here.
+type Stage struct {
+	ID              StageID
+	Name            string
+	ActiveSessionID SessionID // empty when no session is active
+	CreatedAt       time.Time
+}
+
+// Session is a stage session: from the first join to the end of the grace window after the last leave.
+type Session struct {
+	StageID   StageID
+	ID        SessionID
+	StartTime time.Time
+	EndTime   time.Time // zero while active
+}
+
+func (s Session) Active() bool { return s.EndTime.IsZero() }
+
+// ParticipantState is the model's ParticipantState enum.
+type ParticipantState string
+
+const (
+	StateConnected    ParticipantState = "CONNECTED"
+	StateDisconnected ParticipantState = "DISCONNECTED"
+)
+
+// Protocol is the model's ParticipantProtocol enum.
+type Protocol string
+
+const (
+	ProtocolUnknown Protocol = "UNKNOWN"
+	ProtocolWHIP    Protocol = "WHIP"
+)
+
+// ClientInfo is what the server learns about a participant's client at join.
+type ClientInfo struct {
+	ISPName        string
+	OSName         string
+	OSVersion      string
+	BrowserName    string
+	BrowserVersion string
+	SDKVersion     string
+	Protocol       Protocol
+}
+
+// Participant is one token's holder in one stage session (model shape Participant).
+type Participant struct {
+	StageID       StageID
+	SessionID     SessionID
+	ID            ParticipantID
+	UserID        string
+	State         ParticipantState
+	FirstJoinTime time.Time
+	Attributes    map[string]string
+	Published     bool // sticky: ever published in this session
+	Client        ClientInfo
+}
+
+// EventName is the model's EventName enum.
+type EventName string
+
+const (
+	EventJoined           EventName = "JOINED"
+	EventLeft             EventName = "LEFT"
+	EventPublishStarted   EventName = "PUBLISH_STARTED"
+	EventPublishStopped   EventName = "PUBLISH_STOPPED"
+	EventSubscribeStarted EventName = "SUBSCRIBE_STARTED"
+	EventSubscribeStopped EventName = "SUBSCRIBE_STOPPED"
+	EventPublishError     EventName = "PUBLISH_ERROR"
+	EventSubscribeError   EventName = "SUBSCRIBE_ERROR"
+	EventJoinError        EventName = "JOIN_ERROR"
+)
+
+// ErrorCode is the model's EventErrorCode enum.
+type ErrorCode string
+
+const (
+	ErrInsufficientCapabilities ErrorCode = "INSUFFICIENT_CAPABILITIES"
+	ErrQuotaExceeded            ErrorCode = "QUOTA_EXCEEDED"
+	ErrPublisherNotFound        ErrorCode = "PUBLISHER_NOT_FOUND"
+	ErrBitrateExceeded          ErrorCode = "BITRATE_EXCEEDED"
+	ErrResolutionExceeded       ErrorCode = "RESOLUTION_EXCEEDED"
+	ErrStreamDurationExceeded   ErrorCode = "STREAM_DURATION_EXCEEDED"
+	ErrInvalidAudioCodec        ErrorCode = "INVALID_AUDIO_CODEC"
+	ErrInvalidVideoCodec        ErrorCode = "INVALID_VIDEO_CODEC"
+	ErrBFramePresent            ErrorCode = "B_FRAME_PRESENT"
+	ErrInternalServer           ErrorCode = "INTERNAL_SERVER_EXCEPTION"
+)
+
+// Event is one participant event. Seq orders a participant's events as they happened.
+type Event struct {
+	StageID             StageID
+	SessionID           SessionID
+	ParticipantID       ParticipantID
+	Seq                 int64
+	Name                EventName
+	Time                time.Time
+	RemoteParticipantID ParticipantID
+	ErrorCode           ErrorCode
+}
+
+// PublicKey is an imported public key for self-signed participant tokens.
+type PublicKey struct {
+	ID          PublicKeyID
+	Name        string
+	Material    string // PEM as imported
+	Fingerprint string
+	CreatedAt   time.Time
+}

@@ -1,0 +1,237 @@
+// Package server assembles openstage from its parts (store, keys, stage domain, API) and runs it: start,
+// serve, and the graceful stop of SPEC §1.
+package server
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/openstage/openstage/internal/api"
+	"github.com/openstage/openstage/internal/clock"
+	"github.com/openstage/openstage/internal/config"
+	"github.com/openstage/openstage/internal/ivs"
+	"github.com/openstage/openstage/internal/stage"
+	"github.com/openstage/openstage/internal/store"
+	"github.com/openstage/openstage/internal/store/sqlite"
+	"github.com/openstage/openstage/internal/token"
+)
+
+// Server is a running openstage.
+type Server struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	store   store.Store
+	domain  *stage.Service
+	handler http.Handler
+	// RootKey is the API key that may do everything (configured or generated).
+	RootKey   api.Key
+	generated bool
+}
+
+// New opens the store and builds the server. It repairs what an earlier crash left behind before it
+// returns, so the API never shows a participant CONNECTED who is not.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("server: data dir: %w", err)
+	}
+	key, _, err := token.LoadOrCreateKeyFile(filepath.Join(cfg.DataDir, "token-signing-key.pem"))
+	if err != nil {
+		return nil, fmt.Errorf("server: token signing key: %w", err)
+	}
+	signer, err := token.NewSigner(key, token.KeyIDFor(&key.PublicKey))
+	if err != nil {
+		return nil, err
+	}
+	root, generated, err := rootKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := api.NewKeys(append([]api.Key{root}, cfg.Keys...))
+	if err != nil {
+		return nil, err
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "openstage.db"))
+	if err != nil {
+		return nil, fmt.Errorf("server: open store: %w", err)
+	}
+	whip, events := cfg.Endpoints()
+	domain := stage.New(stage.Config{
+		Account:         ivs.Account{Region: cfg.Region, ID: cfg.AccountID},
+		WHIPURL:         whip,
+		EventsURL:       events,
+		SessionEndGrace: cfg.SessionEndGrace,
+		Quotas: stage.Quotas{Stages: cfg.MaxStages, PublicKeys: cfg.MaxPublicKeys,
+			PublishersPerStage: cfg.MaxPublishersPerStage, SubscribersPerStage: cfg.MaxSubscribersPerStage},
+	}, st, clock.Real{}, signer, log)
+	if err := domain.Recover(ctx); err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("server: crash recovery: %w", err)
+	}
+	// Pagination tokens are signed with a key derived from the token signing key, so every node that
+	// shares that key also accepts the others' nextTokens.
+	m := hmac.New(sha256.New, key.D.Bytes())
+	m.Write([]byte("openstage pagination tokens v1"))
+	h := api.New(api.Config{Domain: domain, Keys: keys, Regions: []string{cfg.Region}, PageKey: m.Sum(nil), Log: log})
+	return &Server{cfg: cfg, log: log, store: st, domain: domain, handler: h, RootKey: root, generated: generated}, nil
+}
+
+// Handler is the HTTP handler of everything openstage serves.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Domain is the stage domain (for in-process transports and tests).
+func (s *Server) Domain() *stage.Service { return s.domain }
+
+// credentialsFile keeps a generated root key between starts (mode 0600).
+const credentialsFile = "credentials.json"
+
+func rootKey(cfg *config.Config) (api.Key, bool, error) {
+	if cfg.AccessKeyID != "" {
+		return api.Key{AccessKeyID: cfg.AccessKeyID, SecretAccessKey: cfg.SecretAccessKey}, false, nil
+	}
+	path := filepath.Join(cfg.DataDir, credentialsFile)
+	var k api.Key
+	b, err := os.ReadFile(path)
+	if err == nil {
+		var stored struct{ AccessKeyID, SecretAccessKey string }
+		if err := json.Unmarshal(b, &stored); err != nil || stored.AccessKeyID == "" {
+			return k, false, fmt.Errorf("server: %s is damaged; delete it to generate a new key", path)
+		}
+		return api.Key{AccessKeyID: stored.AccessKeyID, SecretAccessKey: stored.SecretAccessKey}, true, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return k, false, err
+	}
+	k = api.Key{AccessKeyID: "AKOS" + randomUpper(16), SecretAccessKey: randomSecret(40)}
+	b, _ = json.MarshalIndent(struct{ AccessKeyID, SecretAccessKey string }{k.AccessKeyID, k.SecretAccessKey}, "", "  ")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return k, false, err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return k, false, err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return k, false, err
+	}
+	return k, true, f.Close()
+}
+
+func randomFrom(alphabet string, n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)] // bias is irrelevant for a 40-char secret over 64 symbols
+	}
+	return string(b)
+}
+
+func randomUpper(n int) string { return randomFrom("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", n) }
+func randomSecret(n int) string {
+	return randomFrom("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", n)
+}
+
+// Run serves until ctx is cancelled, then drains: participants leave, sessions end, the store closes.
+// ready, if not nil, receives the bound address once the listener is open.
+func (s *Server) Run(ctx context.Context, out io.Writer, ready func(addr net.Addr)) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		_ = s.close(context.Background())
+		return fmt.Errorf("server: listen: %w", err)
+	}
+	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	s.banner(out, ln.Addr())
+	if ready != nil {
+		ready(ln.Addr())
+	}
+
+	var wg sync.WaitGroup
+	jobs, stopJobs := context.WithCancel(context.Background())
+	wg.Add(1)
+	go func() { defer wg.Done(); s.retentionLoop(jobs) }()
+
+	errc := make(chan error, 1)
+	go func() {
+		if s.cfg.TLSCert != "" {
+			errc <- srv.ServeTLS(ln, s.cfg.TLSCert, s.cfg.TLSKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	s.log.Info("shutting down")
+	stopJobs()
+	wg.Wait()
+	drain, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	// Stop taking requests first, then record everyone as gone, then close the store.
+	if err := srv.Shutdown(drain); err != nil {
+		s.log.Warn("http shutdown", "err", err)
+	}
+	if serveErr == nil {
+		<-errc
+	}
+	err = s.close(drain)
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return err
+}
+
+func (s *Server) close(ctx context.Context) error {
+	derr := s.domain.Shutdown(ctx)
+	cerr := s.store.Close()
+	return errors.Join(derr, cerr)
+}
+
+// retentionLoop deletes history older than --retention, at start and hourly.
+func (s *Server) retentionLoop(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := s.store.DeleteEndedBefore(ctx, time.Now().Add(-s.cfg.Retention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Error("retention", "err", err)
+		case n > 0:
+			s.log.Info("retention deleted old sessions", "sessions", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) banner(out io.Writer, addr net.Addr) {
+	base := s.cfg.BaseURL()
+	whip, events := s.cfg.Endpoints()
+	fmt.Fprintf(out, "openstage listening on %s (API, WHIP, events)\n", addr)
+	fmt.Fprintf(out, "  public URL %s   whip %s   events %s\n", base, whip, events)
+	fmt.Fprintf(out, "  data dir %s   region %s   account %s\n", s.cfg.DataDir, s.cfg.Region, s.cfg.AccountID)
+	if s.generated {
+		fmt.Fprintf(out, "\nAPI key (generated, kept in %s):\n", filepath.Join(s.cfg.DataDir, credentialsFile))
+		fmt.Fprintf(out, "  export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=%s\n",
+			s.RootKey.AccessKeyID, s.RootKey.SecretAccessKey, s.cfg.Region)
+		fmt.Fprintf(out, "  aws ivs-realtime create-stage --name demo --endpoint-url %s\n\n", base)
+	}
+}

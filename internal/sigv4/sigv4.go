@@ -1,0 +1,430 @@
+// Package sigv4 verifies AWS Signature Version 4 signatures on incoming HTTP requests, server side:
+// the Authorization header form and the presigned query form, as produced by aws-sdk-go-v2, botocore
+// (the AWS CLI) and the AWS SDK for JavaScript v3.
+//
+// Specification: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html
+// (canonical request, string to sign, signing key) and
+// https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-authentication-methods.html
+// (header and query-string authentication).
+package sigv4
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// KeyStore looks up the secret for an access key id.
+type KeyStore interface {
+	Secret(accessKeyID string) (secret string, ok bool)
+}
+
+// Verifier checks SigV4 signatures. Its fields are read-only once in use; it is safe for concurrent use.
+type Verifier struct {
+	Keys    KeyStore
+	Service string           // signing name, "ivs"
+	Regions []string         // accepted regions in the credential scope; empty = any
+	Now     func() time.Time // nil = time.Now
+	MaxSkew time.Duration    // 0 = 15 minutes
+}
+
+// DefaultMaxSkew is how far the request time may be from the server's clock, as AWS allows.
+const DefaultMaxSkew = 15 * time.Minute
+
+// maxPresignExpires is the longest X-Amz-Expires AWS accepts: 7 days.
+const maxPresignExpires = 7 * 24 * 60 * 60
+
+const (
+	amzDateLayout   = "20060102T150405Z"
+	unsignedPayload = "UNSIGNED-PAYLOAD"
+
+	headerAmzDate        = "X-Amz-Date"
+	headerContentSHA256  = "X-Amz-Content-Sha256"
+	queryAlgorithm       = "X-Amz-Algorithm"
+	queryCredential      = "X-Amz-Credential"
+	queryDate            = "X-Amz-Date"
+	querySignedHeaders   = "X-Amz-SignedHeaders"
+	querySignature       = "X-Amz-Signature"
+	queryExpires         = "X-Amz-Expires"
+	queryContentSHA256   = "X-Amz-Content-Sha256"
+	authorizationHeader  = "Authorization"
+	dateHeader           = "Date"
+	contentLengthHeader  = "content-length"
+	transferEncodingName = "transfer-encoding"
+)
+
+// Verify checks the request's SigV4 signature. body is the full request body (already read by the
+// caller; the server hashes it itself because aws-sdk-go-v2 sends no X-Amz-Content-Sha256). It returns
+// the access key id the request was signed with. Every error is an *Error.
+func (v *Verifier) Verify(r *http.Request, body []byte) (accessKeyID string, err error) {
+	id, _, e := v.verify(r, body)
+	if e != nil {
+		return "", e
+	}
+	return id, nil
+}
+
+// signedRequest is what the two authentication forms have in common once parsed.
+type signedRequest struct {
+	auth      authorization
+	cred      credentialScope
+	timeStr   string    // the request time as used in the string to sign
+	time      time.Time // the request time
+	presigned bool
+	expires   time.Duration // presigned only; 0 = not given
+	// payloadHashes are the payload hashes the client may have signed with.
+	payloadHashes []string
+}
+
+// verify does the work of Verify; it also returns the canonical request that matched (tests use it to
+// see which canonical form each client produces; it holds no secret).
+func (v *Verifier) verify(r *http.Request, body []byte) (string, string, *Error) {
+	if r.URL == nil { // never so for a server request; be safe for hand-built ones
+		r2 := *r
+		r2.URL = &url.URL{}
+		r = &r2
+	}
+	sr, e := v.parseRequest(r, body)
+	if e != nil {
+		return "", "", e
+	}
+	secret, ok := "", false
+	if v.Keys != nil {
+		secret, ok = v.Keys.Secret(sr.cred.AccessKeyID)
+	}
+	if !ok || secret == "" {
+		return "", "", newError(UnrecognizedClient, msgUnrecognized)
+	}
+	if e := v.checkScope(sr); e != nil {
+		return "", "", e
+	}
+	if e := v.checkTime(sr); e != nil {
+		return "", "", e
+	}
+	want, err := hex.DecodeString(sr.auth.Signature)
+	if err != nil || len(want) != sha256.Size {
+		return "", "", invalid(msgSignatureInvalid)
+	}
+
+	key := signingKey(secret, sr.cred)
+	scope := sr.cred.scope()
+	method := r.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	exclude := ""
+	if sr.presigned {
+		exclude = querySignature
+	}
+	uris := canonicalURIs(requestPath(r.RequestURI, r.URL))
+	queries := canonicalQueries(splitQuery(r.URL.RawQuery, exclude))
+	host := r.Host
+	if host == "" {
+		host = r.URL.Host
+	}
+	headers := canonicalHeaderBlocks(sr.auth.SignedHeaders, headerValues(r, len(body)), hostCandidates(host))
+	signedHeaders := strings.Join(sr.auth.SignedHeaders, ";")
+
+	// Try every canonical form (normally exactly one); compare each in constant time and without an
+	// early exit so the timing does not say which part differed.
+	matched := ""
+	n := 0
+tryAll:
+	for _, uri := range uris {
+		for _, query := range queries {
+			for _, hdrs := range headers {
+				for _, payload := range sr.payloadHashes {
+					if n++; n > maxVariants { // cannot happen (at most 2*3*4*2 forms); a guard all the same
+						break tryAll
+					}
+					canonical := method + "\n" + uri + "\n" + query + "\n" + hdrs + "\n" + signedHeaders + "\n" + payload
+					sum := sha256.Sum256([]byte(canonical))
+					toSign := algorithm + "\n" + sr.timeStr + "\n" + scope + "\n" + hex.EncodeToString(sum[:])
+					if hmac.Equal(hmacSHA256(key, toSign), want) && matched == "" {
+						matched = canonical
+					}
+				}
+			}
+		}
+	}
+	if matched == "" {
+		return "", "", invalid(msgSignatureInvalid)
+	}
+	return sr.cred.AccessKeyID, matched, nil
+}
+
+// parseRequest reads the authentication parameters from the Authorization header or the query.
+func (v *Verifier) parseRequest(r *http.Request, body []byte) (signedRequest, *Error) {
+	var sr signedRequest
+	authHeaders := r.Header.Values(authorizationHeader)
+	query := r.URL.Query()
+	presigned := query.Has(queryAlgorithm) || query.Has(queryCredential) || query.Has(querySignature)
+	switch {
+	case len(authHeaders) == 0 && !presigned:
+		return sr, newError(MissingAuthenticationToken, msgMissingToken)
+	case len(authHeaders) > 0 && presigned:
+		return sr, incomplete("Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter or the Authorization header should be specified.")
+	case len(authHeaders) > 1:
+		return sr, incomplete("Only one Authorization header is allowed.")
+	}
+
+	bodyHash := sha256.Sum256(body)
+	computed := hex.EncodeToString(bodyHash[:])
+
+	if presigned {
+		sr.presigned = true
+		if e := parsePresigned(&sr, query); e != nil {
+			return sr, e
+		}
+		claimed, present := firstOf(r.Header.Values(headerContentSHA256), query[queryContentSHA256])
+		if e := setPayloadHashes(&sr, computed, claimed, present); e != nil {
+			return sr, e
+		}
+		return sr, nil
+	}
+
+	a, e := parseAuthorization(authHeaders[0])
+	if e != nil {
+		return sr, e
+	}
+	sr.auth = a
+	if sr.cred, e = parseCredential(a.Credential); e != nil {
+		return sr, e
+	}
+	// The request time: X-Amz-Date, else Date; whichever is used must be signed.
+	if d := r.Header.Get(headerAmzDate); d != "" {
+		t, err := time.Parse(amzDateLayout, d)
+		if err != nil {
+			return sr, incomplete("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\".")
+		}
+		if !signs(a.SignedHeaders, "x-amz-date") {
+			return sr, incomplete("The 'X-Amz-Date' header must be a 'SignedHeader' in the AWS Authorization.")
+		}
+		sr.time = t
+	} else if d := r.Header.Get(dateHeader); d != "" {
+		t, err := http.ParseTime(d)
+		if err != nil {
+			return sr, incomplete("The 'Date' header is not a valid HTTP date.")
+		}
+		if !signs(a.SignedHeaders, "date") {
+			return sr, incomplete("The 'Date' header must be a 'SignedHeader' in the AWS Authorization.")
+		}
+		sr.time = t.UTC()
+	} else {
+		return sr, incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
+	}
+	sr.timeStr = sr.time.Format(amzDateLayout)
+
+	claimed, present := firstOf(r.Header.Values(headerContentSHA256), nil)
+	if e := setPayloadHashes(&sr, computed, claimed, present); e != nil {
+		return sr, e
+	}
+	return sr, nil
+}
+
+// parsePresigned reads the X-Amz-* query parameters of a presigned URL.
+func parsePresigned(sr *signedRequest, query url.Values) *Error {
+	var missing []string
+	get := func(name string) string {
+		vals := query[name]
+		if len(vals) == 0 || vals[0] == "" {
+			missing = append(missing, name)
+			return ""
+		}
+		return vals[0]
+	}
+	alg := get(queryAlgorithm)
+	cred := get(queryCredential)
+	date := get(queryDate)
+	signedHeaders := get(querySignedHeaders)
+	sig := get(querySignature)
+	if len(missing) > 0 {
+		return incomplete("AWS query-string parameters must include " + strings.Join(missing, ", ") + ".")
+	}
+	for _, name := range []string{queryAlgorithm, queryCredential, queryDate, querySignedHeaders, querySignature, queryExpires} {
+		if len(query[name]) > 1 {
+			return incomplete("Query-string parameter " + name + " is given more than once.")
+		}
+	}
+	if alg != algorithm {
+		return incomplete("Unsupported AWS 'algorithm': only '" + algorithm + "' is supported.")
+	}
+	sr.auth = authorization{Algorithm: alg, Credential: cred, SignedHeaders: splitSignedHeaders(signedHeaders), Signature: sig}
+	if e := checkSignedHeaders(sr.auth.SignedHeaders); e != nil {
+		return e
+	}
+	var e *Error
+	if sr.cred, e = parseCredential(cred); e != nil {
+		return e
+	}
+	t, err := time.Parse(amzDateLayout, date)
+	if err != nil {
+		return incomplete("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\".")
+	}
+	sr.time, sr.timeStr = t, date
+	if exp := query.Get(queryExpires); exp != "" {
+		n, err := strconv.Atoi(exp)
+		if err != nil || n < 1 || n > maxPresignExpires {
+			return incomplete("X-Amz-Expires must be a whole number of seconds between 1 and " + strconv.Itoa(maxPresignExpires) + ".")
+		}
+		sr.expires = time.Duration(n) * time.Second
+	}
+	return nil
+}
+
+// setPayloadHashes decides which payload hashes the signature may cover. A client that sends
+// X-Amz-Content-Sha256 signs with that value: it must equal the hash of the body, or be
+// UNSIGNED-PAYLOAD. Without it the server's own hash is used; a presigned URL may also have been
+// signed with UNSIGNED-PAYLOAD (as S3-style presigners do) since the body is not known when signing.
+func setPayloadHashes(sr *signedRequest, computed, claimed string, present bool) *Error {
+	switch {
+	case !present:
+		sr.payloadHashes = []string{computed}
+		if sr.presigned {
+			sr.payloadHashes = append(sr.payloadHashes, unsignedPayload)
+		}
+	case claimed == unsignedPayload:
+		sr.payloadHashes = []string{unsignedPayload}
+	case claimed == computed:
+		sr.payloadHashes = []string{computed}
+	default:
+		return invalid("The provided 'x-amz-content-sha256' header does not match what was computed.")
+	}
+	return nil
+}
+
+// checkScope checks the credential scope's values against the verifier's configuration and the
+// request time. AWS answers these with InvalidSignatureException (the scope is well formed, it is
+// just not valid here); the messages are AWS's.
+func (v *Verifier) checkScope(sr signedRequest) *Error {
+	c := sr.cred
+	if c.Terminator != scopeTerminator {
+		return invalid("Credential should be scoped with a valid terminator: '" + scopeTerminator + "', not '" + printable(c.Terminator) + "'.")
+	}
+	if c.Service != v.Service {
+		return invalid("Credential should be scoped to correct service: '" + v.Service + "'.")
+	}
+	if len(v.Regions) > 0 && !slices.Contains(v.Regions, c.Region) {
+		return invalid("Credential should be scoped to a valid region, not '" + printable(c.Region) + "'.")
+	}
+	if day := sr.time.UTC().Format("20060102"); c.Date != day {
+		return invalid(fmt.Sprintf("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.",
+			c.Date, day, sr.timeStr))
+	}
+	return nil
+}
+
+// checkTime checks the request time against the server clock: within MaxSkew either way, and for a
+// presigned URL not past X-Amz-Date + X-Amz-Expires.
+func (v *Verifier) checkTime(sr signedRequest) *Error {
+	now := time.Now
+	if v.Now != nil {
+		now = v.Now
+	}
+	skew := v.MaxSkew
+	if skew <= 0 {
+		skew = DefaultMaxSkew
+	}
+	t, n := sr.time.UTC(), now().UTC()
+	if sr.presigned && sr.expires > 0 {
+		if end := t.Add(sr.expires); n.After(end) {
+			return invalid(fmt.Sprintf("Signature expired: the presigned request was valid until %s (X-Amz-Date %s + X-Amz-Expires %d), it is now %s.",
+				end.Format(amzDateLayout), sr.timeStr, int64(sr.expires/time.Second), n.Format(amzDateLayout)))
+		}
+	} else if earliest := n.Add(-skew); t.Before(earliest) {
+		return invalid(fmt.Sprintf("Signature expired: %s is now earlier than %s (%s - %s.)",
+			sr.timeStr, earliest.Format(amzDateLayout), n.Format(amzDateLayout), skewText(skew)))
+	}
+	if latest := n.Add(skew); t.After(latest) {
+		return invalid(fmt.Sprintf("Signature not yet current: %s is still later than %s (%s + %s.)",
+			sr.timeStr, latest.Format(amzDateLayout), n.Format(amzDateLayout), skewText(skew)))
+	}
+	return nil
+}
+
+func skewText(d time.Duration) string {
+	if d%time.Minute == 0 {
+		return strconv.FormatInt(int64(d/time.Minute), 10) + " min"
+	}
+	return d.String()
+}
+
+// headerValues returns the received values of a signed header. Go's server moves some headers out of
+// r.Header; they are put back from the request fields.
+func headerValues(r *http.Request, bodyLen int) headerSource {
+	return func(lower string) []string {
+		vals := r.Header.Values(lower)
+		switch lower {
+		case contentLengthHeader:
+			return contentLengthValue(vals, r.ContentLength, bodyLen)
+		case transferEncodingName:
+			if len(vals) == 0 && len(r.TransferEncoding) > 0 {
+				return []string{strings.Join(r.TransferEncoding, ",")}
+			}
+		}
+		if len(vals) == 0 {
+			// Not canonicalisable names (e.g. with '_') are stored as received.
+			for k, vs := range r.Header {
+				if strings.EqualFold(k, lower) {
+					return vs
+				}
+			}
+		}
+		return vals
+	}
+}
+
+// signingKey derives the SigV4 signing key:
+// HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), "aws4_request").
+func signingKey(secret string, c credentialScope) []byte {
+	k := hmacSHA256([]byte("AWS4"+secret), c.Date)
+	k = hmacSHA256(k, c.Region)
+	k = hmacSHA256(k, c.Service)
+	return hmacSHA256(k, c.Terminator)
+}
+
+func hmacSHA256(key []byte, data string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(data))
+	return m.Sum(nil)
+}
+
+func signs(signedHeaders []string, name string) bool {
+	for _, h := range signedHeaders {
+		if strings.EqualFold(h, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func firstOf(a, b []string) (string, bool) {
+	if len(a) > 0 {
+		return a[0], true
+	}
+	if len(b) > 0 {
+		return b[0], true
+	}
+	return "", false
+}
+
+// printable shortens and sanitises a client-supplied value before it goes into a message.
+func printable(s string) string {
+	const limit = 64
+	if len(s) > limit {
+		s = s[:limit] + "..."
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == '\'' {
+			return '?'
+		}
+		return r
+	}, s)
+}

@@ -1,0 +1,716 @@
+package stage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/openstage/openstage/internal/clock"
+	"github.com/openstage/openstage/internal/ivs"
+	"github.com/openstage/openstage/internal/store"
+	"github.com/openstage/openstage/internal/token"
+)
+
+// Lock order: liveStage.mu, then Service.mu (a leaf, never held while taking another lock). liveStage.mu is
+// held across the store transaction of a change so that one stage's events are stored in the order they
+// happen and memory never runs ahead of the store.
+
+// liveStage is the in-memory state of a stage with a session on this node.
+type liveStage struct {
+	mu       sync.Mutex
+	id       ivs.StageID
+	session  ivs.SessionID // active session, "" when none
+	parts    map[ivs.ParticipantID]*liveParticipant
+	endTimer clock.Timer
+	gone     bool // removed from Service.live; lockers must look it up again
+}
+
+// liveParticipant is one connected participant: its connections and what it is doing.
+type liveParticipant struct {
+	conns      map[*Presence]struct{}
+	caps       token.Capabilities
+	publishing bool
+	subs       map[ivs.ParticipantID]struct{} // publishers it subscribes to
+}
+
+// Presence is one live connection of a participant (an events socket, a publish, a subscription). The
+// participant is JOINED with its first presence and LEFT when its last one leaves.
+type Presence struct {
+	s       *Service
+	Stage   ivs.StageID
+	ID      ivs.ParticipantID
+	Session ivs.SessionID
+}
+
+// JoinRequest is a verified token plus what the transport learned about the client.
+type JoinRequest struct {
+	Claims token.Claims
+	Client ivs.ClientInfo
+}
+
+// lockLive returns the stage's live state, locked.
+func (s *Service) lockLive(id ivs.StageID) (*liveStage, error) {
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return nil, errors.New("stage: service is shut down")
+		}
+		ls := s.live[id]
+		if ls == nil {
+			ls = &liveStage{id: id, parts: map[ivs.ParticipantID]*liveParticipant{}}
+			s.live[id] = ls
+		}
+		s.mu.Unlock()
+		ls.mu.Lock()
+		if !ls.gone {
+			return ls, nil
+		}
+		ls.mu.Unlock()
+	}
+}
+
+// forget drops an idle stage from memory. Caller holds ls.mu.
+func (s *Service) forget(ls *liveStage) {
+	if len(ls.parts) > 0 || ls.session != "" {
+		return
+	}
+	ls.gone = true
+	s.mu.Lock()
+	if s.live[ls.id] == ls {
+		delete(s.live, ls.id)
+	}
+	s.mu.Unlock()
+}
+
+// Authenticate verifies a participant token for a join: signature and claims, then that its stage exists
+// and that DisconnectParticipant has not barred it. Errors are *token.Error, ErrStageNotFound or ErrRevoked.
+func (s *Service) Authenticate(ctx context.Context, raw string) (token.Claims, error) {
+	c, err := s.verifier.Verify(ctx, raw)
+	if err != nil {
+		return token.Claims{}, err
+	}
+	id, ok := s.cfg.Account.StageIDFromARN(c.Resource)
+	if !ok || string(id) != c.Topic {
+		return token.Claims{}, fmt.Errorf("%w: %s", ErrStageNotFound, c.Resource)
+	}
+	if _, err := s.store.GetStage(ctx, id); err != nil {
+		return token.Claims{}, notFound(err, ErrStageNotFound, c.Resource)
+	}
+	revoked, err := s.store.Revoked(ctx, id, ivs.ParticipantID(c.ParticipantID))
+	if err != nil {
+		return token.Claims{}, err
+	}
+	if revoked {
+		return token.Claims{}, ErrRevoked
+	}
+	return c, nil
+}
+
+// Join adds a connection for the token's participant. The first connection makes the participant
+// CONNECTED with a JOINED event, starting a stage session when none is active.
+func (s *Service) Join(ctx context.Context, req JoinRequest) (*Presence, error) {
+	stageID := ivs.StageID(req.Claims.Topic)
+	pid := ivs.ParticipantID(req.Claims.ParticipantID)
+	ls, err := s.lockLive(stageID)
+	if err != nil {
+		return nil, err
+	}
+	defer ls.mu.Unlock()
+	defer s.forget(ls)
+
+	revoked, err := s.store.Revoked(ctx, stageID, pid)
+	if err != nil {
+		return nil, err
+	}
+	if revoked {
+		return nil, ErrRevoked
+	}
+	if lp := ls.parts[pid]; lp != nil {
+		pr := &Presence{s: s, Stage: stageID, ID: pid, Session: ls.session}
+		lp.conns[pr] = struct{}{}
+		return pr, nil
+	}
+	if n := len(ls.parts); n >= s.cfg.Quotas.SubscribersPerStage {
+		if ls.session != "" {
+			s.recordRefusal(ctx, ls, pid, req, ivs.EventJoinError, ivs.ErrQuotaExceeded)
+		}
+		return nil, fmt.Errorf("%w: the stage has %d participants, its limit", ErrQuotaExceeded, n)
+	}
+
+	var session ivs.SessionID
+	err = s.store.Update(ctx, func(tx store.Tx) error {
+		st, err := tx.LockStage(ctx, stageID)
+		if err != nil {
+			return notFound(err, ErrStageNotFound, string(stageID))
+		}
+		if session, err = s.ensureSession(ctx, tx, st); err != nil {
+			return err
+		}
+		return s.joinParticipant(ctx, tx, stageID, session, pid, req)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if ls.endTimer != nil {
+		ls.endTimer.Stop()
+		ls.endTimer = nil
+	}
+	ls.session = session
+	pr := &Presence{s: s, Stage: stageID, ID: pid, Session: session}
+	ls.parts[pid] = &liveParticipant{
+		conns: map[*Presence]struct{}{pr: {}},
+		caps:  req.Claims.Capabilities,
+		subs:  map[ivs.ParticipantID]struct{}{},
+	}
+	return pr, nil
+}
+
+// ensureSession returns the stage's active session, starting one when there is none.
+func (s *Service) ensureSession(ctx context.Context, tx store.Tx, st ivs.Stage) (ivs.SessionID, error) {
+	if st.ActiveSessionID != "" {
+		return st.ActiveSessionID, nil
+	}
+	sess := ivs.Session{StageID: st.ID, ID: ivs.NewSessionID(), StartTime: s.now()}
+	if err := tx.InsertSession(ctx, sess); err != nil {
+		return "", err
+	}
+	st.ActiveSessionID = sess.ID
+	if err := tx.UpdateStage(ctx, st); err != nil {
+		return "", err
+	}
+	return sess.ID, nil
+}
+
+// joinParticipant makes or reuses the participant record and appends JOINED. firstJoinTime is set once;
+// published stays as it was (it is sticky for the session).
+func (s *Service) joinParticipant(ctx context.Context, tx store.Tx, stageID ivs.StageID, session ivs.SessionID, pid ivs.ParticipantID, req JoinRequest) error {
+	now := s.now()
+	p, err := tx.GetParticipant(ctx, stageID, session, pid)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		p = ivs.Participant{
+			StageID: stageID, SessionID: session, ID: pid, UserID: req.Claims.UserID,
+			FirstJoinTime: now, Attributes: nonNil(req.Claims.Attributes), Client: req.Client,
+		}
+		if p.Client.Protocol == "" {
+			p.Client.Protocol = ivs.ProtocolUnknown
+		}
+	case err != nil:
+		return err
+	}
+	p.State = ivs.StateConnected
+	if err := tx.PutParticipant(ctx, p); err != nil {
+		return err
+	}
+	return tx.AppendEvent(ctx, &ivs.Event{StageID: stageID, SessionID: session, ParticipantID: pid, Name: ivs.EventJoined, Time: now})
+}
+
+// recordRefusal records an error event for a participant who is not (or no longer) connected, creating
+// its record in the session as DISCONNECTED if it has none. Caller holds ls.mu and ls.session != "".
+func (s *Service) recordRefusal(ctx context.Context, ls *liveStage, pid ivs.ParticipantID, req JoinRequest, name ivs.EventName, code ivs.ErrorCode) {
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		now := s.now()
+		p, err := tx.GetParticipant(ctx, ls.id, ls.session, pid)
+		if errors.Is(err, store.ErrNotFound) {
+			p = ivs.Participant{StageID: ls.id, SessionID: ls.session, ID: pid, UserID: req.Claims.UserID,
+				State: ivs.StateDisconnected, FirstJoinTime: now, Attributes: nonNil(req.Claims.Attributes), Client: req.Client}
+			if p.Client.Protocol == "" {
+				p.Client.Protocol = ivs.ProtocolUnknown
+			}
+			if err := tx.PutParticipant(ctx, p); err != nil {
+				return err
+			}
+		} else if err != nil {
+			return err
+		}
+		return tx.AppendEvent(ctx, &ivs.Event{StageID: ls.id, SessionID: ls.session, ParticipantID: pid, Name: name, Time: now, ErrorCode: code})
+	})
+	if err != nil {
+		s.log.ErrorContext(ctx, "record refusal", "stage", ls.id, "participant", pid, "event", name, "err", err)
+	}
+}
+
+// Leave ends this connection. The participant's last connection leaving makes it DISCONNECTED with LEFT
+// (after PUBLISH_STOPPED and SUBSCRIBE_STOPPED for whatever it was still doing). Leave is idempotent.
+func (pr *Presence) Leave(ctx context.Context) error {
+	s := pr.s
+	ls, err := s.lockLive(pr.Stage)
+	if err != nil {
+		return nil // shut down: Shutdown already recorded everyone as gone
+	}
+	defer ls.mu.Unlock()
+	defer s.forget(ls)
+	lp := ls.parts[pr.ID]
+	if lp == nil {
+		return nil
+	}
+	if _, ok := lp.conns[pr]; !ok {
+		return nil
+	}
+	delete(lp.conns, pr)
+	if len(lp.conns) > 0 {
+		return nil
+	}
+	return s.depart(ctx, ls, pr.ID)
+}
+
+// depart records a participant's leaving: the stops of what it was doing, DISCONNECTED and LEFT, then
+// schedules the session's end if it was the last one. Caller holds ls.mu.
+func (s *Service) depart(ctx context.Context, ls *liveStage, pid ivs.ParticipantID) error {
+	lp := ls.parts[pid]
+	if lp == nil {
+		return nil
+	}
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		now := s.now()
+		ev := func(p ivs.ParticipantID, name ivs.EventName, remote ivs.ParticipantID) error {
+			return tx.AppendEvent(ctx, &ivs.Event{StageID: ls.id, SessionID: ls.session, ParticipantID: p, Name: name, Time: now, RemoteParticipantID: remote})
+		}
+		for remote := range lp.subs {
+			if err := ev(pid, ivs.EventSubscribeStopped, remote); err != nil {
+				return err
+			}
+		}
+		if lp.publishing {
+			if err := s.stopPublishTx(ctx, tx, ls, pid, ev); err != nil {
+				return err
+			}
+		}
+		p, err := tx.GetParticipant(ctx, ls.id, ls.session, pid)
+		if err != nil {
+			return err
+		}
+		p.State = ivs.StateDisconnected
+		if err := tx.PutParticipant(ctx, p); err != nil {
+			return err
+		}
+		return ev(pid, ivs.EventLeft, "")
+	})
+	// The connection is gone whether or not the store took the record: memory follows reality.
+	if lp.publishing {
+		s.dropSubscribersOf(ls, pid)
+	}
+	delete(ls.parts, pid)
+	for pr := range lp.conns {
+		delete(lp.conns, pr)
+	}
+	if len(ls.parts) == 0 && ls.session != "" {
+		s.scheduleEnd(ls)
+	}
+	if err != nil {
+		return fmt.Errorf("stage: record leave of %s: %w", pid, err)
+	}
+	return nil
+}
+
+// stopPublishTx appends PUBLISH_STOPPED and a SUBSCRIBE_STOPPED for each of the publisher's subscribers.
+func (s *Service) stopPublishTx(ctx context.Context, tx store.Tx, ls *liveStage, pid ivs.ParticipantID, ev func(ivs.ParticipantID, ivs.EventName, ivs.ParticipantID) error) error {
+	for sub, sp := range ls.parts {
+		if _, ok := sp.subs[pid]; ok && sub != pid {
+			if err := ev(sub, ivs.EventSubscribeStopped, pid); err != nil {
+				return err
+			}
+		}
+	}
+	return ev(pid, ivs.EventPublishStopped, "")
+}
+
+func (s *Service) dropSubscribersOf(ls *liveStage, pid ivs.ParticipantID) {
+	for _, sp := range ls.parts {
+		delete(sp.subs, pid)
+	}
+	if lp := ls.parts[pid]; lp != nil {
+		lp.publishing = false
+	}
+}
+
+// scheduleEnd ends the session after the grace window unless someone joins first. Caller holds ls.mu.
+func (s *Service) scheduleEnd(ls *liveStage) {
+	if ls.endTimer != nil {
+		ls.endTimer.Stop()
+	}
+	session := ls.session
+	ls.endTimer = s.clock.AfterFunc(s.cfg.SessionEndGrace, func() {
+		if !s.enter() {
+			return
+		}
+		defer s.timers.Done()
+		s.endSessionIfIdle(context.Background(), ls.id, session)
+	})
+}
+
+// enter registers a timer callback as running; it fails once the service is closed.
+func (s *Service) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.timers.Add(1)
+	return true
+}
+
+func (s *Service) endSessionIfIdle(ctx context.Context, id ivs.StageID, session ivs.SessionID) {
+	ls, err := s.lockLive(id)
+	if err != nil {
+		return
+	}
+	defer ls.mu.Unlock()
+	defer s.forget(ls)
+	if len(ls.parts) > 0 || ls.session != session {
+		return
+	}
+	if err := s.endSession(ctx, ls); err != nil {
+		s.log.Error("end stage session", "stage", id, "session", session, "err", err)
+	}
+}
+
+// endSession sets the session's endTime and clears the stage's activeSessionId. Caller holds ls.mu.
+func (s *Service) endSession(ctx context.Context, ls *liveStage) error {
+	if ls.endTimer != nil {
+		ls.endTimer.Stop()
+		ls.endTimer = nil
+	}
+	session := ls.session
+	if session == "" {
+		return nil
+	}
+	err := s.store.Update(ctx, func(tx store.Tx) error { return s.endSessionTx(ctx, tx, ls.id, session) })
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	ls.session = ""
+	return nil
+}
+
+func (s *Service) endSessionTx(ctx context.Context, tx store.Tx, stageID ivs.StageID, session ivs.SessionID) error {
+	sess, err := tx.GetSession(ctx, stageID, session)
+	if err != nil {
+		return err
+	}
+	if sess.Active() {
+		sess.EndTime = s.now()
+		if err := tx.UpdateSession(ctx, sess); err != nil {
+			return err
+		}
+	}
+	st, err := tx.LockStage(ctx, stageID)
+	if err != nil {
+		return err
+	}
+	if st.ActiveSessionID == session {
+		st.ActiveSessionID = ""
+		return tx.UpdateStage(ctx, st)
+	}
+	return nil
+}
+
+// Media activity. Each call names the connection it comes from.
+
+func (s *Service) withParticipant(pr *Presence, fn func(ls *liveStage, lp *liveParticipant) error) error {
+	ls, err := s.lockLive(pr.Stage)
+	if err != nil {
+		return err
+	}
+	defer ls.mu.Unlock()
+	defer s.forget(ls)
+	lp := ls.parts[pr.ID]
+	if lp == nil {
+		return ErrNotJoined
+	}
+	if _, ok := lp.conns[pr]; !ok {
+		return ErrNotJoined
+	}
+	return fn(ls, lp)
+}
+
+func (s *Service) event(ctx context.Context, ls *liveStage, pid ivs.ParticipantID, name ivs.EventName, remote ivs.ParticipantID, code ivs.ErrorCode) error {
+	return s.store.Update(ctx, func(tx store.Tx) error {
+		return tx.AppendEvent(ctx, &ivs.Event{StageID: ls.id, SessionID: ls.session, ParticipantID: pid, Name: name, Time: s.now(), RemoteParticipantID: remote, ErrorCode: code})
+	})
+}
+
+// refuse records an error event and returns err.
+func (s *Service) refuse(ctx context.Context, ls *liveStage, pid ivs.ParticipantID, name ivs.EventName, remote ivs.ParticipantID, code ivs.ErrorCode, err error) error {
+	if rerr := s.event(ctx, ls, pid, name, remote, code); rerr != nil {
+		return fmt.Errorf("stage: record %s: %w", name, rerr)
+	}
+	return err
+}
+
+// StartPublish records PUBLISH_STARTED when the publisher's media connects, or PUBLISH_ERROR when its
+// token lacks PUBLISH or the stage has its quota of publishers.
+func (s *Service) StartPublish(ctx context.Context, pr *Presence) error {
+	return s.withParticipant(pr, func(ls *liveStage, lp *liveParticipant) error {
+		if !lp.caps.AllowPublish {
+			return s.refuse(ctx, ls, pr.ID, ivs.EventPublishError, "", ivs.ErrInsufficientCapabilities, ErrInsufficientCapabilities)
+		}
+		if lp.publishing {
+			return nil
+		}
+		n := 0
+		for _, p := range ls.parts {
+			if p.publishing {
+				n++
+			}
+		}
+		if n >= s.cfg.Quotas.PublishersPerStage {
+			return s.refuse(ctx, ls, pr.ID, ivs.EventPublishError, "", ivs.ErrQuotaExceeded,
+				fmt.Errorf("%w: the stage has %d publishers, its limit", ErrQuotaExceeded, n))
+		}
+		err := s.store.Update(ctx, func(tx store.Tx) error {
+			p, err := tx.GetParticipant(ctx, ls.id, ls.session, pr.ID)
+			if err != nil {
+				return err
+			}
+			if !p.Published {
+				p.Published = true
+				if err := tx.PutParticipant(ctx, p); err != nil {
+					return err
+				}
+			}
+			return tx.AppendEvent(ctx, &ivs.Event{StageID: ls.id, SessionID: ls.session, ParticipantID: pr.ID, Name: ivs.EventPublishStarted, Time: s.now()})
+		})
+		if err != nil {
+			return err
+		}
+		lp.publishing = true
+		return nil
+	})
+}
+
+// StopPublish records PUBLISH_STOPPED, and SUBSCRIBE_STOPPED for everyone who was receiving it.
+func (s *Service) StopPublish(ctx context.Context, pr *Presence) error {
+	err := s.withParticipant(pr, func(ls *liveStage, lp *liveParticipant) error {
+		if !lp.publishing {
+			return nil
+		}
+		err := s.store.Update(ctx, func(tx store.Tx) error {
+			now := s.now()
+			return s.stopPublishTx(ctx, tx, ls, pr.ID, func(p ivs.ParticipantID, name ivs.EventName, remote ivs.ParticipantID) error {
+				return tx.AppendEvent(ctx, &ivs.Event{StageID: ls.id, SessionID: ls.session, ParticipantID: p, Name: name, Time: now, RemoteParticipantID: remote})
+			})
+		})
+		if err != nil {
+			return err
+		}
+		s.dropSubscribersOf(ls, pr.ID)
+		return nil
+	})
+	if errors.Is(err, ErrNotJoined) {
+		return nil // already gone: leaving stopped it
+	}
+	return err
+}
+
+// Publishing reports whether a participant is publishing on the stage now.
+func (s *Service) Publishing(id ivs.StageID, pid ivs.ParticipantID) bool {
+	ls, err := s.lockLive(id)
+	if err != nil {
+		return false
+	}
+	defer ls.mu.Unlock()
+	defer s.forget(ls)
+	lp := ls.parts[pid]
+	return lp != nil && lp.publishing
+}
+
+// StartSubscribe records SUBSCRIBE_STARTED to remote, or SUBSCRIBE_ERROR when the token lacks SUBSCRIBE,
+// remote is not publishing, or the stage has its quota of subscribers.
+func (s *Service) StartSubscribe(ctx context.Context, pr *Presence, remote ivs.ParticipantID) error {
+	return s.withParticipant(pr, func(ls *liveStage, lp *liveParticipant) error {
+		if !lp.caps.AllowSubscribe {
+			return s.refuse(ctx, ls, pr.ID, ivs.EventSubscribeError, remote, ivs.ErrInsufficientCapabilities, ErrInsufficientCapabilities)
+		}
+		if rp := ls.parts[remote]; rp == nil || !rp.publishing || remote == pr.ID {
+			return s.refuse(ctx, ls, pr.ID, ivs.EventSubscribeError, remote, ivs.ErrPublisherNotFound,
+				fmt.Errorf("%w: %s", ErrPublisherNotFound, remote))
+		}
+		if _, ok := lp.subs[remote]; ok {
+			return nil
+		}
+		if len(lp.subs) == 0 {
+			n := 0
+			for _, p := range ls.parts {
+				if len(p.subs) > 0 {
+					n++
+				}
+			}
+			if n >= s.cfg.Quotas.SubscribersPerStage {
+				return s.refuse(ctx, ls, pr.ID, ivs.EventSubscribeError, remote, ivs.ErrQuotaExceeded,
+					fmt.Errorf("%w: the stage has %d subscribers, its limit", ErrQuotaExceeded, n))
+			}
+		}
+		if err := s.event(ctx, ls, pr.ID, ivs.EventSubscribeStarted, remote, ""); err != nil {
+			return err
+		}
+		lp.subs[remote] = struct{}{}
+		return nil
+	})
+}
+
+// StopSubscribe records SUBSCRIBE_STOPPED (once) for a subscription to remote.
+func (s *Service) StopSubscribe(ctx context.Context, pr *Presence, remote ivs.ParticipantID) error {
+	err := s.withParticipant(pr, func(ls *liveStage, lp *liveParticipant) error {
+		if _, ok := lp.subs[remote]; !ok {
+			return nil
+		}
+		if err := s.event(ctx, ls, pr.ID, ivs.EventSubscribeStopped, remote, ""); err != nil {
+			return err
+		}
+		delete(lp.subs, remote)
+		return nil
+	})
+	if errors.Is(err, ErrNotJoined) {
+		return nil
+	}
+	return err
+}
+
+// RecordError records a PUBLISH_ERROR or SUBSCRIBE_ERROR found by the media plane (a media policy code).
+func (s *Service) RecordError(ctx context.Context, pr *Presence, name ivs.EventName, code ivs.ErrorCode, remote ivs.ParticipantID) error {
+	if name != ivs.EventPublishError && name != ivs.EventSubscribeError && name != ivs.EventJoinError {
+		return fmt.Errorf("stage: %s is not an error event", name)
+	}
+	return s.withParticipant(pr, func(ls *liveStage, lp *liveParticipant) error {
+		return s.event(ctx, ls, pr.ID, name, remote, code)
+	})
+}
+
+// DisconnectParticipant bars a participant id from the stage (its token never joins again) and, if it is
+// connected, records it as gone and has the media plane close its connections.
+func (s *Service) DisconnectParticipant(ctx context.Context, stageARN string, pid ivs.ParticipantID, reason string) error {
+	id, err := s.stageID(stageARN)
+	if err != nil {
+		return err
+	}
+	ls, err := s.lockLive(id)
+	if err != nil {
+		return err
+	}
+	err = s.store.Update(ctx, func(tx store.Tx) error {
+		if _, err := tx.LockStage(ctx, id); err != nil {
+			return notFound(err, ErrStageNotFound, stageARN)
+		}
+		return tx.Revoke(ctx, id, pid)
+	})
+	var derr error
+	connected := false
+	if err == nil && ls.parts[pid] != nil {
+		connected = true
+		derr = s.depart(ctx, ls, pid)
+	}
+	s.forget(ls)
+	ls.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if connected {
+		s.disconnector().DisconnectParticipant(id, pid, reason)
+	}
+	s.log.InfoContext(ctx, "participant disconnected", "stage", id, "participant", pid, "reason", reason, "was_connected", connected)
+	return derr
+}
+
+func (s *Service) disconnector() Disconnector {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.disc
+}
+
+// evictStage records everyone on the stage as gone, ends its session at once, and has the media plane
+// close their connections.
+func (s *Service) evictStage(ctx context.Context, id ivs.StageID, reason string) error {
+	ls, err := s.lockLive(id)
+	if err != nil {
+		return err
+	}
+	var gone []ivs.ParticipantID
+	var errs []error
+	for pid := range ls.parts {
+		gone = append(gone, pid)
+		if err := s.depart(ctx, ls, pid); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := s.endSession(ctx, ls); err != nil {
+		errs = append(errs, err)
+	}
+	s.forget(ls)
+	ls.mu.Unlock()
+	d := s.disconnector()
+	for _, pid := range gone {
+		d.DisconnectParticipant(id, pid, reason)
+	}
+	return errors.Join(errs...)
+}
+
+// Shutdown is the graceful stop of SPEC §1: every participant is recorded as LEFT and disconnected, every
+// open session is ended, and timers stop. The store stays open for the caller to close.
+func (s *Service) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	ids := make([]ivs.StageID, 0, len(s.live))
+	for id := range s.live {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, id := range ids {
+		if err := s.evictStage(ctx, id, "server shutting down"); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.mu.Lock()
+	s.closed = true // from here lockLive fails, so no new holder of a liveStage appears
+	rest := make([]*liveStage, 0, len(s.live))
+	for _, ls := range s.live {
+		rest = append(rest, ls)
+	}
+	s.mu.Unlock()
+	for _, ls := range rest {
+		ls.mu.Lock()
+		if ls.endTimer != nil {
+			ls.endTimer.Stop()
+		}
+		ls.mu.Unlock()
+	}
+	s.timers.Wait()
+	return errors.Join(errs...)
+}
+
+// Recover repairs what a crash left: participants still CONNECTED are recorded as DISCONNECTED with LEFT,
+// and sessions still open are ended. Call it at start, before serving.
+func (s *Service) Recover(ctx context.Context) error {
+	parts, err := s.store.ConnectedParticipants(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
+		err := s.store.Update(ctx, func(tx store.Tx) error {
+			p.State = ivs.StateDisconnected
+			if err := tx.PutParticipant(ctx, p); err != nil {
+				return err
+			}
+			return tx.AppendEvent(ctx, &ivs.Event{StageID: p.StageID, SessionID: p.SessionID, ParticipantID: p.ID, Name: ivs.EventLeft, Time: s.now()})
+		})
+		if err != nil {
+			return fmt.Errorf("stage: recover participant %s: %w", p.ID, err)
+		}
+	}
+	sessions, err := s.store.ActiveSessions(ctx)
+	if err != nil {
+		return err
+	}
+	for _, sess := range sessions {
+		if err := s.store.Update(ctx, func(tx store.Tx) error { return s.endSessionTx(ctx, tx, sess.StageID, sess.ID) }); err != nil {
+			return fmt.Errorf("stage: recover session %s: %w", sess.ID, err)
+		}
+	}
+	if len(parts) > 0 || len(sessions) > 0 {
+		s.log.Info("recovered from an unclean stop", slog.Int("participants", len(parts)), slog.Int("sessions", len(sessions)))
+	}
+	return nil
+}

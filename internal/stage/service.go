@@ -1,0 +1,163 @@
+// Package stage is the stage domain: stages, participant tokens, stage sessions, participants and their
+// events. It is the one place where the lifecycle rules of SPEC §5 live; transports (the API, and the media
+// plane) call it, and it calls the store.
+package stage
+
+import (
+	"crypto/ecdsa"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/openstage/openstage/internal/clock"
+	"github.com/openstage/openstage/internal/ivs"
+	"github.com/openstage/openstage/internal/store"
+	"github.com/openstage/openstage/internal/token"
+)
+
+// Domain errors. The API translates them to AWS error types at its edge; their text is what callers read.
+var (
+	ErrStageNotFound       = errors.New("stage not found")
+	ErrSessionNotFound     = errors.New("stage session not found")
+	ErrParticipantNotFound = errors.New("participant not found")
+	ErrPublicKeyNotFound   = errors.New("public key not found")
+	ErrResourceNotFound    = errors.New("resource not found")
+	ErrQuotaExceeded       = errors.New("service quota exceeded")
+	ErrInvalid             = errors.New("invalid request")
+	ErrConflict            = errors.New("conflict")
+
+	// Lifecycle refusals, for the media plane.
+	ErrRevoked                  = errors.New("participant was disconnected and cannot join again")
+	ErrNotJoined                = errors.New("participant has not joined")
+	ErrInsufficientCapabilities = errors.New("token lacks the capability")
+	ErrPublisherNotFound        = errors.New("publisher not found")
+)
+
+// Quotas are the resource limits of SPEC §2 (IVS's defaults unless configured).
+type Quotas struct {
+	Stages              int // stages per server (region)
+	PublicKeys          int
+	PublishersPerStage  int
+	SubscribersPerStage int // also the cap on participants connected to one stage
+}
+
+// DefaultQuotas are IVS's.
+var DefaultQuotas = Quotas{Stages: 1000, PublicKeys: 3, PublishersPerStage: 12, SubscribersPerStage: 10000}
+
+// Config is what the domain needs to know about its deployment.
+type Config struct {
+	Account   ivs.Account
+	WHIPURL   string // the stages' whip endpoint, put in tokens as whip_url
+	EventsURL string // the stages' events endpoint, put in tokens as events_url
+	// SessionEndGrace is how long a session outlives its last participant, so a reconnect stays in it.
+	SessionEndGrace time.Duration
+	Quotas          Quotas
+}
+
+// Disconnector closes a participant's live connections (the media plane implements it). The domain has
+// already recorded the participant as gone when it calls these.
+type Disconnector interface {
+	DisconnectParticipant(stage ivs.StageID, id ivs.ParticipantID, reason string)
+}
+
+type noDisconnector struct{}
+
+func (noDisconnector) DisconnectParticipant(ivs.StageID, ivs.ParticipantID, string) {}
+
+// Service is the stage domain.
+type Service struct {
+	cfg      Config
+	store    store.Store
+	clock    clock.Clock
+	signer   *token.Signer
+	verifier *token.Verifier
+	log      *slog.Logger
+
+	mu     sync.Mutex // guards live, disc, closed
+	live   map[ivs.StageID]*liveStage
+	disc   Disconnector
+	closed bool
+	timers sync.WaitGroup // running session-end callbacks
+
+	keyMu    sync.Mutex
+	keyCache map[string]*ecdsa.PublicKey // public key ARN -> parsed key
+}
+
+// New makes the domain over st. signer mints server tokens; its key also verifies them.
+func New(cfg Config, st store.Store, clk clock.Clock, signer *token.Signer, log *slog.Logger) *Service {
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.Quotas == (Quotas{}) {
+		cfg.Quotas = DefaultQuotas
+	}
+	s := &Service{
+		cfg: cfg, store: st, clock: clk, signer: signer, log: log,
+		live: map[ivs.StageID]*liveStage{}, disc: noDisconnector{},
+		keyCache: map[string]*ecdsa.PublicKey{},
+	}
+	s.verifier = &token.Verifier{Keys: s, Now: clk.Now}
+	return s
+}
+
+// SetDisconnector installs the media plane's connection closer.
+func (s *Service) SetDisconnector(d Disconnector) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.disc = d
+}
+
+// Account is the region and account of every ARN this service makes.
+func (s *Service) Account() ivs.Account { return s.cfg.Account }
+
+// Endpoints returns the stage endpoints of the model's StageEndpoints shape.
+func (s *Service) Endpoints() (events, whip string) { return s.cfg.EventsURL, s.cfg.WHIPURL }
+
+func (s *Service) now() time.Time { return s.clock.Now().UTC() }
+
+// stageID parses a stage ARN of this account; an ARN of another account or region names no stage here.
+func (s *Service) stageID(arn string) (ivs.StageID, error) {
+	id, ok := s.cfg.Account.StageIDFromARN(arn)
+	if !ok {
+		return "", fmt.Errorf("%w: %s", ErrStageNotFound, arn)
+	}
+	return id, nil
+}
+
+func notFound(err error, sentinel error, what string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: %s", sentinel, what)
+	}
+	return err
+}
+
+// attributesSize counts the 1 KB budget of the model's attributes doc: keys and values, in bytes.
+func attributesSize(m map[string]string) int {
+	n := 0
+	for k, v := range m {
+		n += len(k) + len(v)
+	}
+	return n
+}
+
+const maxAttributesBytes = 1024
+
+func checkAttributes(path string, m map[string]string) error {
+	if n := attributesSize(m); n > maxAttributesBytes {
+		return fmt.Errorf("%w: %s are %d bytes; the maximum is 1 KB (%d bytes of keys and values)", ErrInvalid, path, n, maxAttributesBytes)
+	}
+	return nil
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

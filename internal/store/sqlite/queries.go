@@ -1,0 +1,171 @@
+package sqlite
+
+import "fmt"
+
+// stmtID names one of the fixed SQL statements of the store. Every statement is prepared once per pool at Open
+// (the reads on both pools, the writes on the writer pool only) and bound to a write transaction on first use
+// with Tx.StmtContext, which reuses the writer connection's prepared statement.
+type stmtID int
+
+const (
+	// Reads: prepared on both pools.
+	qGetStage stmtID = iota
+	qListStagesFirst
+	qListStagesAfter
+	qCountStages
+	qGetSession
+	qListSessionsFirst
+	qListSessionsAfter
+	qActiveSessions
+	qGetParticipant
+	qListParticipants // + 2*filterKind + after: 8 statements
+	_
+	_
+	_
+	_
+	_
+	_
+	_
+	qConnectedParticipants
+	qListEvents
+	qGetPublicKey
+	qListPublicKeysFirst
+	qListPublicKeysAfter
+	qCountPublicKeys
+	qTags
+	qRevoked
+
+	// Writes: prepared on the writer pool only.
+	qInsertStage
+	qUpdateStage
+	qDeleteStage
+	qDeleteStageSessions
+	qDeleteStageParticipants
+	qDeleteStageEvents
+	qDeleteStageRevocations
+	qInsertSession
+	qUpdateSession
+	qPutParticipant
+	qAppendEvent
+	qInsertPublicKey
+	qDeletePublicKey
+	qMergeTag
+	qRemoveTag
+	qDeleteTags
+	qRevoke
+	qEndedSessions
+	qDeleteSessionEvents
+	qDeleteSessionParticipants
+	qDeleteSession
+
+	numStmts
+	firstWrite = qInsertStage
+)
+
+// Participant filter kinds, in the order of the qListParticipants variants.
+const (
+	filterNone = iota
+	filterUser
+	filterPublished
+	filterState
+)
+
+const (
+	stageCols       = `id, name, active_session_id, created_at`
+	sessionCols     = `stage_id, id, start_time, end_time`
+	participantCols = `stage_id, session_id, id, user_id, state, first_join_time, attributes, published,
+		isp_name, os_name, os_version, browser_name, browser_version, sdk_version, protocol`
+	eventCols = `stage_id, session_id, participant_id, seq, name, time, remote_participant_id, error_code`
+	keyCols   = `id, name, material, fingerprint, created_at`
+)
+
+var stmtSQL [numStmts]string
+
+func init() {
+	q := &stmtSQL
+	q[qGetStage] = `SELECT ` + stageCols + ` FROM stages WHERE id = ?`
+	q[qListStagesFirst] = `SELECT ` + stageCols + ` FROM stages ORDER BY created_at, id LIMIT ?`
+	q[qListStagesAfter] = `SELECT ` + stageCols + ` FROM stages WHERE (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?`
+	q[qCountStages] = `SELECT COUNT(*) FROM stages`
+
+	q[qGetSession] = `SELECT ` + sessionCols + ` FROM sessions WHERE stage_id = ? AND id = ?`
+	q[qListSessionsFirst] = `SELECT ` + sessionCols + ` FROM sessions WHERE stage_id = ?
+		ORDER BY start_time DESC, id DESC LIMIT ?`
+	q[qListSessionsAfter] = `SELECT ` + sessionCols + ` FROM sessions WHERE stage_id = ? AND (start_time, id) < (?, ?)
+		ORDER BY start_time DESC, id DESC LIMIT ?`
+	q[qActiveSessions] = `SELECT ` + sessionCols + ` FROM sessions WHERE end_time = 0 ORDER BY stage_id, start_time, id`
+
+	q[qGetParticipant] = `SELECT ` + participantCols + ` FROM participants WHERE stage_id = ? AND session_id = ? AND id = ?`
+	for kind, cond := range []string{
+		filterNone:      ``,
+		filterUser:      ` AND user_id = ?`,
+		filterPublished: ` AND published = ?`,
+		filterState:     ` AND state = ?`,
+	} {
+		for after, keyset := range []string{``, ` AND (first_join_time, id) > (?, ?)`} {
+			q[qListParticipants+stmtID(2*kind+after)] = `SELECT ` + participantCols + ` FROM participants
+				WHERE stage_id = ? AND session_id = ?` + cond + keyset + ` ORDER BY first_join_time, id LIMIT ?`
+		}
+	}
+	q[qConnectedParticipants] = `SELECT ` + participantCols + ` FROM participants WHERE state = 'CONNECTED'
+		ORDER BY stage_id, session_id, first_join_time, id`
+
+	q[qListEvents] = `SELECT ` + eventCols + ` FROM events
+		WHERE stage_id = ? AND session_id = ? AND participant_id = ? AND seq > ? ORDER BY seq LIMIT ?`
+
+	q[qGetPublicKey] = `SELECT ` + keyCols + ` FROM public_keys WHERE id = ?`
+	q[qListPublicKeysFirst] = `SELECT ` + keyCols + ` FROM public_keys ORDER BY created_at, id LIMIT ?`
+	q[qListPublicKeysAfter] = `SELECT ` + keyCols + ` FROM public_keys WHERE (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?`
+	q[qCountPublicKeys] = `SELECT COUNT(*) FROM public_keys`
+
+	q[qTags] = `SELECT key, value FROM tags WHERE arn = ?`
+	q[qRevoked] = `SELECT EXISTS (SELECT 1 FROM revocations WHERE stage_id = ? AND participant_id = ?)`
+
+	q[qInsertStage] = `INSERT INTO stages (` + stageCols + `) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	// The creation time is immutable: it is the stage's position in ListStages.
+	q[qUpdateStage] = `UPDATE stages SET name = ?, active_session_id = ? WHERE id = ?`
+	q[qDeleteStage] = `DELETE FROM stages WHERE id = ?`
+	q[qDeleteStageSessions] = `DELETE FROM sessions WHERE stage_id = ?`
+	q[qDeleteStageParticipants] = `DELETE FROM participants WHERE stage_id = ?`
+	q[qDeleteStageEvents] = `DELETE FROM events WHERE stage_id = ?`
+	q[qDeleteStageRevocations] = `DELETE FROM revocations WHERE stage_id = ?`
+
+	q[qInsertSession] = `INSERT INTO sessions (` + sessionCols + `) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	// The start time is immutable: it is the session's position in ListSessions.
+	q[qUpdateSession] = `UPDATE sessions SET end_time = ? WHERE stage_id = ? AND id = ?`
+
+	q[qPutParticipant] = `INSERT INTO participants (` + participantCols + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (stage_id, session_id, id) DO UPDATE SET
+			user_id = excluded.user_id, state = excluded.state, first_join_time = excluded.first_join_time,
+			attributes = excluded.attributes, published = excluded.published, isp_name = excluded.isp_name,
+			os_name = excluded.os_name, os_version = excluded.os_version, browser_name = excluded.browser_name,
+			browser_version = excluded.browser_version, sdk_version = excluded.sdk_version, protocol = excluded.protocol`
+	// One statement: the next Seq is read from the primary key (a b-tree seek to the participant's last
+	// event) and written under the transaction's write lock, so concurrent appenders cannot collide.
+	q[qAppendEvent] = `INSERT INTO events (` + eventCols + `)
+		SELECT ?, ?, ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ? FROM events
+		WHERE stage_id = ? AND session_id = ? AND participant_id = ?
+		RETURNING seq`
+
+	q[qInsertPublicKey] = `INSERT INTO public_keys (` + keyCols + `) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	q[qDeletePublicKey] = `DELETE FROM public_keys WHERE id = ?`
+
+	q[qMergeTag] = `INSERT INTO tags (arn, key, value) VALUES (?, ?, ?) ON CONFLICT (arn, key) DO UPDATE SET value = excluded.value`
+	q[qRemoveTag] = `DELETE FROM tags WHERE arn = ? AND key = ?`
+	q[qDeleteTags] = `DELETE FROM tags WHERE arn = ?`
+	q[qRevoke] = `INSERT INTO revocations (stage_id, participant_id) VALUES (?, ?) ON CONFLICT DO NOTHING`
+
+	q[qEndedSessions] = `SELECT stage_id, id FROM sessions WHERE end_time < ? AND end_time <> 0 ORDER BY end_time LIMIT ?`
+	q[qDeleteSessionEvents] = `DELETE FROM events WHERE (stage_id, session_id, participant_id, seq) IN (
+		SELECT stage_id, session_id, participant_id, seq FROM events WHERE stage_id = ? AND session_id = ? LIMIT ?)`
+	q[qDeleteSessionParticipants] = `DELETE FROM participants WHERE (stage_id, session_id, id) IN (
+		SELECT stage_id, session_id, id FROM participants WHERE stage_id = ? AND session_id = ? LIMIT ?)`
+	q[qDeleteSession] = `DELETE FROM sessions WHERE stage_id = ? AND id = ? AND end_time < ? AND end_time <> 0`
+
+	for i, s := range q {
+		if s == "" {
+			panic(fmt.Sprintf("sqlite: statement %d has no SQL", i))
+		}
+	}
+}

@@ -1,0 +1,265 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/openstage/openstage/internal/ivs"
+	"github.com/openstage/openstage/internal/store"
+)
+
+// stmter hands out prepared statements: the read pool's, or a write transaction's.
+type stmter interface {
+	stmt(ctx context.Context, id stmtID) *sql.Stmt
+}
+
+type poolStmts struct{ stmts *[numStmts]*sql.Stmt }
+
+func (p poolStmts) stmt(_ context.Context, id stmtID) *sql.Stmt { return p.stmts[id] }
+
+// reads implements store.Reader over a stmter; Store and tx embed it.
+type reads struct{ q stmter }
+
+func (r reads) query(ctx context.Context, id stmtID, args ...any) (*sql.Rows, error) {
+	return r.q.stmt(ctx, id).QueryContext(ctx, args...)
+}
+
+func (r reads) queryRow(ctx context.Context, id stmtID, args ...any) *sql.Row {
+	return r.q.stmt(ctx, id).QueryRowContext(ctx, args...)
+}
+
+// limit maps Page.Limit to SQL: a negative LIMIT is no limit in SQLite.
+func limit(p store.Page) int {
+	if p.Limit <= 0 {
+		return -1
+	}
+	return p.Limit
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+// The scanners read into plain strings and int64s, which database/sql assigns without reflection, and convert
+// afterwards: scanning straight into the ivs named string types costs a reflect.Value.Set per column.
+
+func scanStage(sc scanner) (ivs.Stage, error) {
+	var id, name, active string
+	var created int64
+	err := sc.Scan(&id, &name, &active, &created)
+	return ivs.Stage{ID: ivs.StageID(id), Name: name, ActiveSessionID: ivs.SessionID(active), CreatedAt: fromNanos(created)}, err
+}
+
+func scanSession(sc scanner) (ivs.Session, error) {
+	var stage, id string
+	var start, end int64
+	err := sc.Scan(&stage, &id, &start, &end)
+	return ivs.Session{StageID: ivs.StageID(stage), ID: ivs.SessionID(id), StartTime: fromNanos(start), EndTime: fromNanos(end)}, err
+}
+
+func scanParticipant(sc scanner) (ivs.Participant, error) {
+	var stage, session, id, state, attrs, protocol string
+	var joined, published int64
+	var p ivs.Participant
+	c := &p.Client
+	err := sc.Scan(&stage, &session, &id, &p.UserID, &state, &joined, &attrs, &published,
+		&c.ISPName, &c.OSName, &c.OSVersion, &c.BrowserName, &c.BrowserVersion, &c.SDKVersion, &protocol)
+	if err != nil {
+		return p, err
+	}
+	p.StageID, p.SessionID, p.ID = ivs.StageID(stage), ivs.SessionID(session), ivs.ParticipantID(id)
+	p.State, p.Published, c.Protocol = ivs.ParticipantState(state), published != 0, ivs.Protocol(protocol)
+	p.FirstJoinTime = fromNanos(joined)
+	p.Attributes = map[string]string{}
+	if attrs != "" && attrs != "{}" {
+		if err := json.Unmarshal([]byte(attrs), &p.Attributes); err != nil {
+			return p, fmt.Errorf("participant %s attributes: %w", p.ID, err)
+		}
+	}
+	return p, nil
+}
+
+func scanEvent(sc scanner) (ivs.Event, error) {
+	var stage, session, participant, name, remote, code string
+	var seq, t int64
+	err := sc.Scan(&stage, &session, &participant, &seq, &name, &t, &remote, &code)
+	return ivs.Event{
+		StageID: ivs.StageID(stage), SessionID: ivs.SessionID(session), ParticipantID: ivs.ParticipantID(participant),
+		Seq: seq, Name: ivs.EventName(name), Time: fromNanos(t), RemoteParticipantID: ivs.ParticipantID(remote),
+		ErrorCode: ivs.ErrorCode(code),
+	}, err
+}
+
+func scanPublicKey(sc scanner) (ivs.PublicKey, error) {
+	var id, name, material, fingerprint string
+	var created int64
+	err := sc.Scan(&id, &name, &material, &fingerprint, &created)
+	return ivs.PublicKey{ID: ivs.PublicKeyID(id), Name: name, Material: material, Fingerprint: fingerprint, CreatedAt: fromNanos(created)}, err
+}
+
+// list runs a query and scans every row.
+func list[T any](ctx context.Context, r reads, what string, scan func(scanner) (T, error), id stmtID, args ...any) ([]T, error) {
+	rows, err := r.query(ctx, id, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list %s: %w", what, err)
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list %s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list %s: %w", what, err)
+	}
+	return out, nil
+}
+
+// get scans the one row a query returns, or reports ErrNotFound.
+func get[T any](row *sql.Row, scan func(scanner) (T, error), what string) (T, error) {
+	v, err := scan(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return v, fmt.Errorf("sqlite: %s: %w", what, store.ErrNotFound)
+	}
+	if err != nil {
+		return v, fmt.Errorf("sqlite: get %s: %w", what, err)
+	}
+	return v, nil
+}
+
+func (r reads) GetStage(ctx context.Context, id ivs.StageID) (ivs.Stage, error) {
+	return get(r.queryRow(ctx, qGetStage, id), scanStage, "stage "+string(id))
+}
+
+func (r reads) ListStages(ctx context.Context, p store.Page) ([]ivs.Stage, error) {
+	if p.After == nil {
+		return list(ctx, r, "stages", scanStage, qListStagesFirst, limit(p))
+	}
+	t, err := nanos(p.After.Time)
+	if err != nil {
+		return nil, err
+	}
+	return list(ctx, r, "stages", scanStage, qListStagesAfter, t, p.After.ID, limit(p))
+}
+
+func (r reads) CountStages(ctx context.Context) (int, error) {
+	var n int
+	if err := r.queryRow(ctx, qCountStages).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: count stages: %w", err)
+	}
+	return n, nil
+}
+
+func (r reads) GetSession(ctx context.Context, stage ivs.StageID, id ivs.SessionID) (ivs.Session, error) {
+	return get(r.queryRow(ctx, qGetSession, stage, id), scanSession, "session "+string(stage)+"/"+string(id))
+}
+
+func (r reads) ListSessions(ctx context.Context, stage ivs.StageID, p store.Page) ([]ivs.Session, error) {
+	if p.After == nil {
+		return list(ctx, r, "sessions", scanSession, qListSessionsFirst, stage, limit(p))
+	}
+	t, err := nanos(p.After.Time)
+	if err != nil {
+		return nil, err
+	}
+	return list(ctx, r, "sessions", scanSession, qListSessionsAfter, stage, t, p.After.ID, limit(p))
+}
+
+func (r reads) ActiveSessions(ctx context.Context) ([]ivs.Session, error) {
+	return list(ctx, r, "active sessions", scanSession, qActiveSessions)
+}
+
+func (r reads) GetParticipant(ctx context.Context, stage ivs.StageID, session ivs.SessionID, id ivs.ParticipantID) (ivs.Participant, error) {
+	return get(r.queryRow(ctx, qGetParticipant, stage, session, id), scanParticipant,
+		"participant "+string(stage)+"/"+string(session)+"/"+string(id))
+}
+
+func (r reads) ListParticipants(ctx context.Context, stage ivs.StageID, session ivs.SessionID, f store.ParticipantFilter, p store.Page) ([]ivs.Participant, error) {
+	args := []any{stage, session}
+	kind := filterNone
+	switch {
+	case f.UserID != nil:
+		kind, args = filterUser, append(args, *f.UserID)
+	case f.Published != nil:
+		kind, args = filterPublished, append(args, *f.Published)
+	case f.State != "":
+		kind, args = filterState, append(args, f.State)
+	}
+	after := 0
+	if p.After != nil {
+		t, err := nanos(p.After.Time)
+		if err != nil {
+			return nil, err
+		}
+		after, args = 1, append(args, t, p.After.ID)
+	}
+	args = append(args, limit(p))
+	return list(ctx, r, "participants", scanParticipant, qListParticipants+stmtID(2*kind+after), args...)
+}
+
+func (r reads) ConnectedParticipants(ctx context.Context) ([]ivs.Participant, error) {
+	return list(ctx, r, "connected participants", scanParticipant, qConnectedParticipants)
+}
+
+func (r reads) ListEvents(ctx context.Context, stage ivs.StageID, session ivs.SessionID, participant ivs.ParticipantID, p store.Page) ([]ivs.Event, error) {
+	var after int64
+	if p.After != nil {
+		after = p.After.Seq
+	}
+	return list(ctx, r, "events", scanEvent, qListEvents, stage, session, participant, after, limit(p))
+}
+
+func (r reads) GetPublicKey(ctx context.Context, id ivs.PublicKeyID) (ivs.PublicKey, error) {
+	return get(r.queryRow(ctx, qGetPublicKey, id), scanPublicKey, "public key "+string(id))
+}
+
+func (r reads) ListPublicKeys(ctx context.Context, p store.Page) ([]ivs.PublicKey, error) {
+	if p.After == nil {
+		return list(ctx, r, "public keys", scanPublicKey, qListPublicKeysFirst, limit(p))
+	}
+	t, err := nanos(p.After.Time)
+	if err != nil {
+		return nil, err
+	}
+	return list(ctx, r, "public keys", scanPublicKey, qListPublicKeysAfter, t, p.After.ID, limit(p))
+}
+
+func (r reads) CountPublicKeys(ctx context.Context) (int, error) {
+	var n int
+	if err := r.queryRow(ctx, qCountPublicKeys).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: count public keys: %w", err)
+	}
+	return n, nil
+}
+
+func (r reads) Tags(ctx context.Context, arn string) (map[string]string, error) {
+	rows, err := r.query(ctx, qTags, arn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: tags: %w", err)
+	}
+	defer rows.Close()
+	tags := map[string]string{}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, fmt.Errorf("sqlite: tags: %w", err)
+		}
+		tags[k] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: tags: %w", err)
+	}
+	return tags, nil
+}
+
+func (r reads) Revoked(ctx context.Context, stage ivs.StageID, id ivs.ParticipantID) (bool, error) {
+	var revoked bool
+	if err := r.queryRow(ctx, qRevoked, stage, id).Scan(&revoked); err != nil {
+		return false, fmt.Errorf("sqlite: revoked: %w", err)
+	}
+	return revoked, nil
+}

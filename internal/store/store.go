@@ -1,0 +1,114 @@
+// Package store defines what openstage keeps and how it is read back: the Store interface the stage domain
+// calls, and the errors every implementation returns. Implementations live in subpackages (sqlite, and later
+// postgres); storetest is the conformance suite they all pass.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/openstage/openstage/internal/ivs"
+)
+
+var (
+	// ErrNotFound: the row asked for does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrExists: an insert collided with an existing primary key.
+	ErrExists = errors.New("store: already exists")
+)
+
+// Cursor is the keyset position after which a page starts: the sort key of the last row of the previous page.
+// Which fields matter depends on the list: stages and public keys (Time=creation, ID), sessions (Time=start,
+// ID), participants (Time=firstJoinTime, ID), events (Seq).
+type Cursor struct {
+	Time time.Time
+	ID   string
+	Seq  int64
+}
+
+// Page asks for at most Limit rows after After (from the start when After is nil).
+type Page struct {
+	After *Cursor
+	Limit int
+}
+
+// ParticipantFilter narrows ListParticipants; at most one field is set (the API enforces it).
+type ParticipantFilter struct {
+	UserID    *string
+	Published *bool
+	State     ivs.ParticipantState // "" = any
+}
+
+// Reader is every read the API and the domain make. Lists are keyset-paginated in the orders of SPEC §2:
+// stages and public keys by creation (oldest first), sessions newest first, participants by firstJoinTime,
+// events in the order they happened (Seq).
+type Reader interface {
+	GetStage(ctx context.Context, id ivs.StageID) (ivs.Stage, error)
+	ListStages(ctx context.Context, p Page) ([]ivs.Stage, error)
+	CountStages(ctx context.Context) (int, error)
+
+	GetSession(ctx context.Context, stage ivs.StageID, id ivs.SessionID) (ivs.Session, error)
+	ListSessions(ctx context.Context, stage ivs.StageID, p Page) ([]ivs.Session, error)
+	// ActiveSessions returns every session without an end time, on every stage (crash recovery).
+	ActiveSessions(ctx context.Context) ([]ivs.Session, error)
+
+	GetParticipant(ctx context.Context, stage ivs.StageID, session ivs.SessionID, id ivs.ParticipantID) (ivs.Participant, error)
+	ListParticipants(ctx context.Context, stage ivs.StageID, session ivs.SessionID, f ParticipantFilter, p Page) ([]ivs.Participant, error)
+	// ConnectedParticipants returns every participant in state CONNECTED, on every stage (crash recovery).
+	ConnectedParticipants(ctx context.Context) ([]ivs.Participant, error)
+
+	ListEvents(ctx context.Context, stage ivs.StageID, session ivs.SessionID, participant ivs.ParticipantID, p Page) ([]ivs.Event, error)
+
+	GetPublicKey(ctx context.Context, id ivs.PublicKeyID) (ivs.PublicKey, error)
+	ListPublicKeys(ctx context.Context, p Page) ([]ivs.PublicKey, error)
+	CountPublicKeys(ctx context.Context) (int, error)
+
+	// Tags returns the tags of a resource ARN (empty map, not an error, when it has none).
+	Tags(ctx context.Context, arn string) (map[string]string, error)
+
+	// Revoked reports whether DisconnectParticipant barred this participant id on this stage.
+	Revoked(ctx context.Context, stage ivs.StageID, id ivs.ParticipantID) (bool, error)
+}
+
+// Tx is one read-write transaction: all its writes land together or not at all.
+type Tx interface {
+	Reader
+
+	// LockStage reads a stage and holds it against concurrent writers until the transaction ends, so
+	// that decisions taken on it (start a session, count publishers) are serialised per stage.
+	LockStage(ctx context.Context, id ivs.StageID) (ivs.Stage, error)
+	InsertStage(ctx context.Context, s ivs.Stage) error // ErrExists
+	UpdateStage(ctx context.Context, s ivs.Stage) error // ErrNotFound
+	// DeleteStage removes the stage with its sessions, participants, events and revocations.
+	DeleteStage(ctx context.Context, id ivs.StageID) error
+
+	InsertSession(ctx context.Context, s ivs.Session) error // ErrExists
+	UpdateSession(ctx context.Context, s ivs.Session) error // ErrNotFound
+
+	// PutParticipant inserts or replaces the participant (stage, session, id).
+	PutParticipant(ctx context.Context, p ivs.Participant) error
+	// AppendEvent stores e after every earlier event of the same participant and sets e.Seq.
+	AppendEvent(ctx context.Context, e *ivs.Event) error
+
+	InsertPublicKey(ctx context.Context, k ivs.PublicKey) error // ErrExists
+	DeletePublicKey(ctx context.Context, id ivs.PublicKeyID) error
+
+	// MergeTags adds or overwrites tags; RemoveTags deletes the named keys; DeleteTags deletes them all.
+	MergeTags(ctx context.Context, arn string, tags map[string]string) error
+	RemoveTags(ctx context.Context, arn string, keys []string) error
+	DeleteTags(ctx context.Context, arn string) error
+
+	Revoke(ctx context.Context, stage ivs.StageID, id ivs.ParticipantID) error
+}
+
+// Store is a durable store. Update runs fn in a transaction and commits when fn returns nil; a commit that
+// returns nil is durable (it survives a crash of the process).
+type Store interface {
+	Reader
+	Update(ctx context.Context, fn func(Tx) error) error
+	// DeleteEndedBefore deletes sessions that ended before t, with their participants and events
+	// (the retention job). It returns how many sessions it deleted.
+	DeleteEndedBefore(ctx context.Context, t time.Time) (int, error)
+	Close() error
+}
