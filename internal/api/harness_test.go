@@ -40,7 +40,7 @@ const (
 var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	srv    *httptest.Server
 	domain *stage.Service
@@ -53,7 +53,7 @@ type opts struct {
 	now    func() time.Time // the API's clock for SigV4; nil = real time
 }
 
-func newHarness(t *testing.T, o opts) *harness {
+func newHarness(t testing.TB, o opts) *harness {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "api.db"))

@@ -621,9 +621,9 @@ func (s *Service) disconnector() Disconnector {
 	return s.disc
 }
 
-// evictStage records everyone on the stage as gone, ends its session at once, and has the media plane
-// close their connections.
-func (s *Service) evictStage(ctx context.Context, id ivs.StageID, reason string) error {
+// evictStage records everyone on the stage as gone, ends its session at once, runs then (if not nil) while
+// still holding the stage, and has the media plane close their connections.
+func (s *Service) evictStage(ctx context.Context, id ivs.StageID, reason string, then func() error) error {
 	ls, err := s.lockLive(id)
 	if err != nil {
 		return err
@@ -638,6 +638,11 @@ func (s *Service) evictStage(ctx context.Context, id ivs.StageID, reason string)
 	}
 	if err := s.endSession(ctx, ls); err != nil {
 		errs = append(errs, err)
+	}
+	if then != nil && len(errs) == 0 {
+		if err := then(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	s.forget(ls)
 	ls.mu.Unlock()
@@ -659,7 +664,7 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	var errs []error
 	for _, id := range ids {
-		if err := s.evictStage(ctx, id, "server shutting down"); err != nil {
+		if err := s.evictStage(ctx, id, "server shutting down", nil); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -166,17 +166,17 @@ func (s *Service) DeleteStage(ctx context.Context, arn string) error {
 	if _, err := s.store.GetStage(ctx, id); err != nil {
 		return notFound(err, ErrStageNotFound, arn)
 	}
-	if err := s.evictStage(ctx, id, "stage deleted"); err != nil {
-		return err
-	}
-	return s.store.Update(ctx, func(tx store.Tx) error {
-		if _, err := tx.LockStage(ctx, id); err != nil {
-			return notFound(err, ErrStageNotFound, arn)
-		}
-		if err := tx.DeleteStage(ctx, id); err != nil {
-			return err
-		}
-		return tx.DeleteTags(ctx, arn)
+	// The deletion happens under the stage's live lock, so nobody can join between the eviction and it.
+	return s.evictStage(ctx, id, "stage deleted", func() error {
+		return s.store.Update(ctx, func(tx store.Tx) error {
+			if _, err := tx.LockStage(ctx, id); err != nil {
+				return notFound(err, ErrStageNotFound, arn)
+			}
+			if err := tx.DeleteStage(ctx, id); err != nil {
+				return err
+			}
+			return tx.DeleteTags(ctx, arn)
+		})
 	})
 }
 

@@ -39,6 +39,9 @@ func limit(p store.Page) int {
 	return p.Limit
 }
 
+// pageCap is the capacity to allocate for a page's rows.
+func pageCap(p store.Page) int { return min(max(p.Limit, 0), 128) }
+
 type scanner interface{ Scan(dest ...any) error }
 
 // The scanners read into plain strings and int64s, which database/sql assigns without reflection, and convert
@@ -99,13 +102,13 @@ func scanPublicKey(sc scanner) (ivs.PublicKey, error) {
 }
 
 // list runs a query and scans every row.
-func list[T any](ctx context.Context, r reads, what string, scan func(scanner) (T, error), id stmtID, args ...any) ([]T, error) {
+func list[T any](ctx context.Context, r reads, what string, capHint int, scan func(scanner) (T, error), id stmtID, args ...any) ([]T, error) {
 	rows, err := r.query(ctx, id, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list %s: %w", what, err)
 	}
 	defer rows.Close()
-	out := []T{}
+	out := make([]T, 0, capHint)
 	for rows.Next() {
 		v, err := scan(rows)
 		if err != nil {
@@ -137,13 +140,13 @@ func (r reads) GetStage(ctx context.Context, id ivs.StageID) (ivs.Stage, error) 
 
 func (r reads) ListStages(ctx context.Context, p store.Page) ([]ivs.Stage, error) {
 	if p.After == nil {
-		return list(ctx, r, "stages", scanStage, qListStagesFirst, limit(p))
+		return list(ctx, r, "stages", pageCap(p), scanStage, qListStagesFirst, limit(p))
 	}
 	t, err := nanos(p.After.Time)
 	if err != nil {
 		return nil, err
 	}
-	return list(ctx, r, "stages", scanStage, qListStagesAfter, t, p.After.ID, limit(p))
+	return list(ctx, r, "stages", pageCap(p), scanStage, qListStagesAfter, t, p.After.ID, limit(p))
 }
 
 func (r reads) CountStages(ctx context.Context) (int, error) {
@@ -160,17 +163,17 @@ func (r reads) GetSession(ctx context.Context, stage ivs.StageID, id ivs.Session
 
 func (r reads) ListSessions(ctx context.Context, stage ivs.StageID, p store.Page) ([]ivs.Session, error) {
 	if p.After == nil {
-		return list(ctx, r, "sessions", scanSession, qListSessionsFirst, stage, limit(p))
+		return list(ctx, r, "sessions", pageCap(p), scanSession, qListSessionsFirst, stage, limit(p))
 	}
 	t, err := nanos(p.After.Time)
 	if err != nil {
 		return nil, err
 	}
-	return list(ctx, r, "sessions", scanSession, qListSessionsAfter, stage, t, p.After.ID, limit(p))
+	return list(ctx, r, "sessions", pageCap(p), scanSession, qListSessionsAfter, stage, t, p.After.ID, limit(p))
 }
 
 func (r reads) ActiveSessions(ctx context.Context) ([]ivs.Session, error) {
-	return list(ctx, r, "active sessions", scanSession, qActiveSessions)
+	return list(ctx, r, "active sessions", 0, scanSession, qActiveSessions)
 }
 
 func (r reads) GetParticipant(ctx context.Context, stage ivs.StageID, session ivs.SessionID, id ivs.ParticipantID) (ivs.Participant, error) {
@@ -198,11 +201,11 @@ func (r reads) ListParticipants(ctx context.Context, stage ivs.StageID, session 
 		after, args = 1, append(args, t, p.After.ID)
 	}
 	args = append(args, limit(p))
-	return list(ctx, r, "participants", scanParticipant, qListParticipants+stmtID(2*kind+after), args...)
+	return list(ctx, r, "participants", pageCap(p), scanParticipant, qListParticipants+stmtID(2*kind+after), args...)
 }
 
 func (r reads) ConnectedParticipants(ctx context.Context) ([]ivs.Participant, error) {
-	return list(ctx, r, "connected participants", scanParticipant, qConnectedParticipants)
+	return list(ctx, r, "connected participants", 0, scanParticipant, qConnectedParticipants)
 }
 
 func (r reads) ListEvents(ctx context.Context, stage ivs.StageID, session ivs.SessionID, participant ivs.ParticipantID, p store.Page) ([]ivs.Event, error) {
@@ -210,7 +213,7 @@ func (r reads) ListEvents(ctx context.Context, stage ivs.StageID, session ivs.Se
 	if p.After != nil {
 		after = p.After.Seq
 	}
-	return list(ctx, r, "events", scanEvent, qListEvents, stage, session, participant, after, limit(p))
+	return list(ctx, r, "events", pageCap(p), scanEvent, qListEvents, string(stage), string(session), string(participant), after, limit(p))
 }
 
 func (r reads) GetPublicKey(ctx context.Context, id ivs.PublicKeyID) (ivs.PublicKey, error) {
@@ -219,13 +222,13 @@ func (r reads) GetPublicKey(ctx context.Context, id ivs.PublicKeyID) (ivs.Public
 
 func (r reads) ListPublicKeys(ctx context.Context, p store.Page) ([]ivs.PublicKey, error) {
 	if p.After == nil {
-		return list(ctx, r, "public keys", scanPublicKey, qListPublicKeysFirst, limit(p))
+		return list(ctx, r, "public keys", pageCap(p), scanPublicKey, qListPublicKeysFirst, limit(p))
 	}
 	t, err := nanos(p.After.Time)
 	if err != nil {
 		return nil, err
 	}
-	return list(ctx, r, "public keys", scanPublicKey, qListPublicKeysAfter, t, p.After.ID, limit(p))
+	return list(ctx, r, "public keys", pageCap(p), scanPublicKey, qListPublicKeysAfter, t, p.After.ID, limit(p))
 }
 
 func (r reads) CountPublicKeys(ctx context.Context) (int, error) {

@@ -152,8 +152,9 @@ func (t *tx) AppendEvent(ctx context.Context, e *ivs.Event) error {
 	}
 	var seq int64
 	err = t.stmt(ctx, qAppendEvent).QueryRowContext(ctx,
-		e.StageID, e.SessionID, e.ParticipantID, e.Name, at, e.RemoteParticipantID, e.ErrorCode,
-		e.StageID, e.SessionID, e.ParticipantID).Scan(&seq)
+		string(e.StageID), string(e.SessionID), string(e.ParticipantID), string(e.Name), at,
+		string(e.RemoteParticipantID), string(e.ErrorCode),
+		string(e.StageID), string(e.SessionID), string(e.ParticipantID)).Scan(&seq)
 	if err != nil {
 		return fmt.Errorf("sqlite: append event %s/%s/%s: %w", e.StageID, e.SessionID, e.ParticipantID, err)
 	}
@@ -220,7 +221,7 @@ func (t *tx) Revoke(ctx context.Context, stage ivs.StageID, id ivs.ParticipantID
 }
 
 func (t *tx) endedSessions(ctx context.Context, before int64, n int) ([]endedSession, error) {
-	return list(ctx, t.reads, "ended sessions", func(sc scanner) (endedSession, error) {
+	return list(ctx, t.reads, "ended sessions", n, func(sc scanner) (endedSession, error) {
 		var e endedSession
 		err := sc.Scan(&e.StageID, &e.ID)
 		return e, err
