@@ -72,4 +72,3 @@ func newLogger(cfg *config.Config) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-format %q: want text or json", cfg.LogFormat)
 	}
 }
-

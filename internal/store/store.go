@@ -79,11 +79,13 @@ type Tx interface {
 	// that decisions taken on it (start a session, count publishers) are serialised per stage.
 	LockStage(ctx context.Context, id ivs.StageID) (ivs.Stage, error)
 	InsertStage(ctx context.Context, s ivs.Stage) error // ErrExists
+	// UpdateStage writes Name and ActiveSessionID; CreatedAt is the stage's list position and never changes.
 	UpdateStage(ctx context.Context, s ivs.Stage) error // ErrNotFound
-	// DeleteStage removes the stage with its sessions, participants, events and revocations.
+	// DeleteStage removes the stage with its sessions, participants, events and revocations (ErrNotFound).
 	DeleteStage(ctx context.Context, id ivs.StageID) error
 
 	InsertSession(ctx context.Context, s ivs.Session) error // ErrExists
+	// UpdateSession writes EndTime; StartTime never changes.
 	UpdateSession(ctx context.Context, s ivs.Session) error // ErrNotFound
 
 	// PutParticipant inserts or replaces the participant (stage, session, id).
@@ -103,7 +105,8 @@ type Tx interface {
 }
 
 // Store is a durable store. Update runs fn in a transaction and commits when fn returns nil; a commit that
-// returns nil is durable (it survives a crash of the process).
+// returns nil is durable (it survives a crash of the process). fn must not call Update, and reads made
+// through the Store (not the Tx) inside fn do not see fn's writes. IDs order by byte value in ties.
 type Store interface {
 	Reader
 	Update(ctx context.Context, fn func(Tx) error) error
