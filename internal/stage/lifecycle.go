@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/openstage/openstage/internal/clock"
@@ -31,9 +33,33 @@ type liveStage struct {
 type liveParticipant struct {
 	conns      map[*Presence]struct{}
 	caps       token.Capabilities
+	userID     string
+	attributes map[string]string
 	publishing bool
+	media      MediaState
 	subs       map[ivs.ParticipantID]struct{} // publishers it subscribes to
 }
+
+// ConnKind is what a connection is for. A token holds at most one connection of each kind (one per
+// publisher for subscriptions); a newer one displaces the older (SPEC §3: the token used elsewhere wins).
+type ConnKind string
+
+const (
+	ConnEvents    ConnKind = "events"
+	ConnPublish   ConnKind = "publish"
+	ConnSubscribe ConnKind = "subscribe"
+	ConnOther     ConnKind = "" // never displaces (tests, tools)
+)
+
+// CloseReason says why the domain closes a connection. The values are the IVS SDK's reasons.
+type CloseReason string
+
+const (
+	CloseTokenReused  CloseReason = "TOKEN_REUSED"
+	CloseDisconnected CloseReason = "PARTICIPANT_DISCONNECTED"
+	CloseStageDeleted CloseReason = "STAGE_DELETED"
+	CloseShutdown     CloseReason = "SERVER_SHUTDOWN"
+)
 
 // Presence is one live connection of a participant (an events socket, a publish, a subscription). The
 // participant is JOINED with its first presence and LEFT when its last one leaves.
@@ -42,12 +68,35 @@ type Presence struct {
 	Stage   ivs.StageID
 	ID      ivs.ParticipantID
 	Session ivs.SessionID
+	kind    ConnKind
+	remote  ivs.ParticipantID
+	onClose func(CloseReason)
 }
 
-// JoinRequest is a verified token plus what the transport learned about the client.
+// JoinRequest is a verified token plus what the transport learned about the client and how to close
+// the connection when the domain ends it.
 type JoinRequest struct {
 	Claims token.Claims
 	Client ivs.ClientInfo
+	Kind   ConnKind
+	Remote ivs.ParticipantID // the publisher, for ConnSubscribe
+	// OnClose is called (never under a domain lock) when the domain ends this connection: the token was
+	// used again for the same kind, DisconnectParticipant, DeleteStage, or shutdown. It must not block.
+	OnClose func(CloseReason)
+}
+
+// closer is a deferred OnClose call.
+type closer struct {
+	pr     *Presence
+	reason CloseReason
+}
+
+func runClosers(cs []closer) {
+	for _, c := range cs {
+		if c.pr.onClose != nil {
+			c.pr.onClose(c.reason)
+		}
+	}
 }
 
 // lockLive returns the stage's live state, locked.
@@ -118,6 +167,8 @@ func (s *Service) Join(ctx context.Context, req JoinRequest) (*Presence, error) 
 	if err != nil {
 		return nil, err
 	}
+	var displaced []closer
+	defer func() { runClosers(displaced) }() // after the unlock below: deferred calls run last-in first-out
 	defer ls.mu.Unlock()
 	defer s.forget(ls)
 
@@ -128,8 +179,17 @@ func (s *Service) Join(ctx context.Context, req JoinRequest) (*Presence, error) 
 	if revoked {
 		return nil, ErrRevoked
 	}
+	pr := &Presence{s: s, Stage: stageID, ID: pid, kind: req.Kind, remote: req.Remote, onClose: req.OnClose}
 	if lp := ls.parts[pid]; lp != nil {
-		pr := &Presence{s: s, Stage: stageID, ID: pid, Session: ls.session}
+		if req.Kind != ConnOther {
+			for old := range lp.conns {
+				if old.kind == req.Kind && old.remote == req.Remote {
+					delete(lp.conns, old)
+					displaced = append(displaced, closer{old, CloseTokenReused})
+				}
+			}
+		}
+		pr.Session = ls.session
 		lp.conns[pr] = struct{}{}
 		return pr, nil
 	}
@@ -159,12 +219,15 @@ func (s *Service) Join(ctx context.Context, req JoinRequest) (*Presence, error) 
 		ls.endTimer = nil
 	}
 	ls.session = session
-	pr := &Presence{s: s, Stage: stageID, ID: pid, Session: session}
+	pr.Session = session
 	ls.parts[pid] = &liveParticipant{
-		conns: map[*Presence]struct{}{pr: {}},
-		caps:  req.Claims.Capabilities,
-		subs:  map[ivs.ParticipantID]struct{}{},
+		conns:      map[*Presence]struct{}{pr: {}},
+		caps:       req.Claims.Capabilities,
+		userID:     req.Claims.UserID,
+		attributes: nonNil(req.Claims.Attributes),
+		subs:       map[ivs.ParticipantID]struct{}{},
 	}
+	s.notify(stageID)
 	return pr, nil
 }
 
@@ -254,15 +317,17 @@ func (pr *Presence) Leave(ctx context.Context) error {
 	if len(lp.conns) > 0 {
 		return nil
 	}
-	return s.depart(ctx, ls, pr.ID)
+	_, err = s.depart(ctx, ls, pr.ID, "")
+	return err
 }
 
 // depart records a participant's leaving: the stops of what it was doing, DISCONNECTED and LEFT, then
-// schedules the session's end if it was the last one. Caller holds ls.mu.
-func (s *Service) depart(ctx context.Context, ls *liveStage, pid ivs.ParticipantID) error {
+// schedules the session's end if it was the last one. Connections it still had are returned as closers
+// with reason, for the caller to run once it has unlocked. Caller holds ls.mu.
+func (s *Service) depart(ctx context.Context, ls *liveStage, pid ivs.ParticipantID, reason CloseReason) ([]closer, error) {
 	lp := ls.parts[pid]
 	if lp == nil {
-		return nil
+		return nil, nil
 	}
 	err := s.store.Update(ctx, func(tx store.Tx) error {
 		now := s.now()
@@ -294,16 +359,19 @@ func (s *Service) depart(ctx context.Context, ls *liveStage, pid ivs.Participant
 		s.dropSubscribersOf(ls, pid)
 	}
 	delete(ls.parts, pid)
+	var cs []closer
 	for pr := range lp.conns {
 		delete(lp.conns, pr)
+		cs = append(cs, closer{pr, reason})
 	}
 	if len(ls.parts) == 0 && ls.session != "" {
 		s.scheduleEnd(ls)
 	}
+	s.notify(ls.id)
 	if err != nil {
-		return fmt.Errorf("stage: record leave of %s: %w", pid, err)
+		return cs, fmt.Errorf("stage: record leave of %s: %w", pid, err)
 	}
-	return nil
+	return cs, nil
 }
 
 // stopPublishTx appends PUBLISH_STOPPED and a SUBSCRIBE_STOPPED for each of the publisher's subscribers.
@@ -478,6 +546,7 @@ func (s *Service) StartPublish(ctx context.Context, pr *Presence) error {
 			return err
 		}
 		lp.publishing = true
+		s.notify(ls.id)
 		return nil
 	})
 }
@@ -498,6 +567,7 @@ func (s *Service) StopPublish(ctx context.Context, pr *Presence) error {
 			return err
 		}
 		s.dropSubscribersOf(ls, pr.ID)
+		s.notify(ls.id)
 		return nil
 	})
 	if errors.Is(err, ErrNotJoined) {
@@ -598,41 +668,34 @@ func (s *Service) DisconnectParticipant(ctx context.Context, stageARN string, pi
 		return tx.Revoke(ctx, id, pid)
 	})
 	var derr error
-	connected := false
-	if err == nil && ls.parts[pid] != nil {
-		connected = true
-		derr = s.depart(ctx, ls, pid)
+	var cs []closer
+	connected := ls.parts[pid] != nil
+	if err == nil && connected {
+		cs, derr = s.depart(ctx, ls, pid, CloseDisconnected)
 	}
 	s.forget(ls)
 	ls.mu.Unlock()
+	runClosers(cs)
 	if err != nil {
 		return err
-	}
-	if connected {
-		s.disconnector().DisconnectParticipant(id, pid, reason)
 	}
 	s.log.InfoContext(ctx, "participant disconnected", "stage", id, "participant", pid, "reason", reason, "was_connected", connected)
 	return derr
 }
 
-func (s *Service) disconnector() Disconnector {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.disc
-}
-
 // evictStage records everyone on the stage as gone, ends its session at once, runs then (if not nil) while
-// still holding the stage, and has the media plane close their connections.
-func (s *Service) evictStage(ctx context.Context, id ivs.StageID, reason string, then func() error) error {
+// still holding the stage, and closes their connections with reason.
+func (s *Service) evictStage(ctx context.Context, id ivs.StageID, reason CloseReason, then func() error) error {
 	ls, err := s.lockLive(id)
 	if err != nil {
 		return err
 	}
-	var gone []ivs.ParticipantID
+	var cs []closer
 	var errs []error
 	for pid := range ls.parts {
-		gone = append(gone, pid)
-		if err := s.depart(ctx, ls, pid); err != nil {
+		c, err := s.depart(ctx, ls, pid, reason)
+		cs = append(cs, c...)
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -646,10 +709,7 @@ func (s *Service) evictStage(ctx context.Context, id ivs.StageID, reason string,
 	}
 	s.forget(ls)
 	ls.mu.Unlock()
-	d := s.disconnector()
-	for _, pid := range gone {
-		d.DisconnectParticipant(id, pid, reason)
-	}
+	runClosers(cs)
 	return errors.Join(errs...)
 }
 
@@ -664,7 +724,7 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	var errs []error
 	for _, id := range ids {
-		if err := s.evictStage(ctx, id, "server shutting down", nil); err != nil {
+		if err := s.evictStage(ctx, id, CloseShutdown, nil); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -718,4 +778,81 @@ func (s *Service) Recover(ctx context.Context) error {
 		s.log.Info("recovered from an unclean stop", slog.Int("participants", len(parts)), slog.Int("sessions", len(sessions)))
 	}
 	return nil
+}
+
+// MediaState is what a participant says of its own media (the IVS SDK's SET_STATE): shown to the others
+// in the stage state, never stored.
+type MediaState struct {
+	AudioMuted   bool
+	VideoStopped bool
+}
+
+// SetMediaState records a participant's mute state and tells the stage's watchers.
+func (s *Service) SetMediaState(pr *Presence, m MediaState) error {
+	return s.withParticipant(pr, func(ls *liveStage, lp *liveParticipant) error {
+		if lp.media != m {
+			lp.media = m
+			s.notify(ls.id)
+		}
+		return nil
+	})
+}
+
+// LiveParticipant is one connected participant as the stage's events socket shows it.
+type LiveParticipant struct {
+	ID         ivs.ParticipantID
+	UserID     string
+	Attributes map[string]string
+	Publishing bool
+	MediaState
+}
+
+// StageState is a snapshot of who is connected to a stage now, in participant id order.
+func (s *Service) StageState(id ivs.StageID) []LiveParticipant {
+	ls, err := s.lockLive(id)
+	if err != nil {
+		return nil
+	}
+	defer ls.mu.Unlock()
+	defer s.forget(ls)
+	out := make([]LiveParticipant, 0, len(ls.parts))
+	for pid, lp := range ls.parts {
+		out = append(out, LiveParticipant{ID: pid, UserID: lp.userID, Attributes: lp.attributes, Publishing: lp.publishing, MediaState: lp.media})
+	}
+	slices.SortFunc(out, func(a, b LiveParticipant) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	return out
+}
+
+// Watch returns a channel that receives (coalesced, never blocking the domain) after every change of the
+// stage's live state: joins, leaves, publishes, media state. It is closed when ctx ends.
+func (s *Service) Watch(ctx context.Context, id ivs.StageID) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	s.mu.Lock()
+	if s.watchers[id] == nil {
+		s.watchers[id] = map[chan struct{}]struct{}{}
+	}
+	s.watchers[id][ch] = struct{}{}
+	s.mu.Unlock()
+	context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		delete(s.watchers[id], ch)
+		if len(s.watchers[id]) == 0 {
+			delete(s.watchers, id)
+		}
+		s.mu.Unlock()
+		close(ch)
+	})
+	return ch
+}
+
+// notify wakes the stage's watchers. It takes s.mu, a leaf lock, so it may be called under ls.mu.
+func (s *Service) notify(id ivs.StageID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ch := range s.watchers[id] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
 }

@@ -40,10 +40,13 @@ type kicks struct {
 	got []string
 }
 
-func (k *kicks) DisconnectParticipant(s ivs.StageID, p ivs.ParticipantID, reason string) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.got = append(k.got, string(p)+":"+reason)
+// closer records the domain closing a connection of participant p.
+func (k *kicks) closer(p string) func(stage.CloseReason) {
+	return func(r stage.CloseReason) {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		k.got = append(k.got, p+":"+string(r))
+	}
 }
 
 func (k *kicks) list() []string {
@@ -80,7 +83,6 @@ func newEnv(t *testing.T, q stage.Quotas) *env {
 	})
 	if q != (stage.Quotas{}) {
 		e.svc = stage.New(e.config(q), st, e.clk, testSigner, nil)
-		e.svc.SetDisconnector(e.kicks)
 	}
 	v, _, err := e.svc.CreateStage(ctx, "s", nil, nil)
 	if err != nil {
@@ -96,9 +98,7 @@ func (e *env) config(q stage.Quotas) stage.Config {
 }
 
 func (e *env) service(st store.Store) *stage.Service {
-	s := stage.New(e.config(stage.DefaultQuotas), st, e.clk, testSigner, nil)
-	s.SetDisconnector(e.kicks)
-	return s
+	return stage.New(e.config(stage.DefaultQuotas), st, e.clk, testSigner, nil)
 }
 
 // join mints a token with the given capabilities and joins with it.
@@ -115,7 +115,8 @@ func (e *env) join(caps ...stage.Capability) (*stage.Presence, token.Claims) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	pr, err := e.svc.Join(e.ctx, stage.JoinRequest{Claims: c, Client: ivs.ClientInfo{Protocol: ivs.ProtocolWHIP, SDKVersion: "1.2.3"}})
+	pr, err := e.svc.Join(e.ctx, stage.JoinRequest{Claims: c, Client: ivs.ClientInfo{Protocol: ivs.ProtocolWHIP, SDKVersion: "1.2.3"},
+		OnClose: e.kicks.closer(c.ParticipantID)})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -378,7 +379,7 @@ func TestDisconnectParticipant(t *testing.T) {
 		t.Fatal(err)
 	}
 	want(t, e.events(a), []string{"JOINED", "LEFT"})
-	if got := e.kicks.list(); !slices.Equal(got, []string{string(a.ID) + ":bye"}) {
+	if got := e.kicks.list(); !slices.Equal(got, []string{string(a.ID) + ":PARTICIPANT_DISCONNECTED"}) {
 		t.Fatalf("disconnector calls %q", got)
 	}
 	if err := a.Leave(e.ctx); err != nil { // the transport's late close is harmless
@@ -417,7 +418,7 @@ func TestDeleteStageDisconnectsEveryone(t *testing.T) {
 	}
 	got := e.kicks.list()
 	slices.Sort(got)
-	wantKicks := []string{string(a.ID) + ":stage deleted", string(b.ID) + ":stage deleted"}
+	wantKicks := []string{string(a.ID) + ":STAGE_DELETED", string(b.ID) + ":STAGE_DELETED"}
 	slices.Sort(wantKicks)
 	if !slices.Equal(got, wantKicks) {
 		t.Fatalf("kicks %q want %q", got, wantKicks)
@@ -558,3 +559,84 @@ func TestSelfSignedTokensAndDeletedKeys(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestTokenReuseDisplacesTheOlderConnection(t *testing.T) {
+	e := newEnv(t, stage.Quotas{})
+	_, claims := e.join(both...)
+	pid := ivs.ParticipantID(claims.ParticipantID)
+	var closed []string
+	var mu sync.Mutex
+	on := func(name string) func(stage.CloseReason) {
+		return func(r stage.CloseReason) { mu.Lock(); closed = append(closed, name+":"+string(r)); mu.Unlock() }
+	}
+	join := func(kind stage.ConnKind, remote ivs.ParticipantID, name string) *stage.Presence {
+		pr, err := e.svc.Join(e.ctx, stage.JoinRequest{Claims: claims, Kind: kind, Remote: remote, OnClose: on(name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pr
+	}
+	ev1 := join(stage.ConnEvents, "", "events1")
+	join(stage.ConnPublish, "", "pub1")
+	join(stage.ConnSubscribe, "x", "subx")
+	join(stage.ConnSubscribe, "y", "suby") // another publisher: no displacement
+	ev2 := join(stage.ConnEvents, "", "events2")
+	join(stage.ConnPublish, "", "pub2")
+	mu.Lock()
+	got := slices.Clone(closed)
+	mu.Unlock()
+	if !slices.Equal(got, []string{"events1:TOKEN_REUSED", "pub1:TOKEN_REUSED"}) {
+		t.Fatalf("closed %q", got)
+	}
+	// The displaced connection's own late Leave changes nothing; the newer one is still there.
+	_ = ev1.Leave(e.ctx)
+	want(t, e.events(ev2), []string{"JOINED"})
+	if st := e.svc.StageState(ev2.Stage); len(st) != 1 || st[0].ID != pid {
+		t.Fatalf("stage state %+v", st)
+	}
+}
+
+func TestStageStateAndWatch(t *testing.T) {
+	e := newEnv(t, stage.Quotas{})
+	a, _ := e.join(both...)
+	ctx, cancel := context.WithCancel(e.ctx)
+	ch := e.svc.Watch(ctx, a.Stage)
+	wake := func(what string) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no wake-up after %s", what)
+		}
+	}
+	b, _ := e.join(both...)
+	wake("join")
+	if err := e.svc.StartPublish(e.ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	wake("publish")
+	if err := e.svc.SetMediaState(b, stage.MediaState{AudioMuted: true}); err != nil {
+		t.Fatal(err)
+	}
+	wake("mute")
+	st := e.svc.StageState(a.Stage)
+	if len(st) != 2 {
+		t.Fatalf("state %+v", st)
+	}
+	for _, p := range st {
+		if p.ID == b.ID && (!p.Publishing || !p.AudioMuted || p.VideoStopped || p.UserID != "u") {
+			t.Fatalf("b in state %+v", p)
+		}
+		if p.ID == a.ID && (p.Publishing || p.AudioMuted) {
+			t.Fatalf("a in state %+v", p)
+		}
+	}
+	_ = b.Leave(e.ctx)
+	wake("leave")
+	if st := e.svc.StageState(a.Stage); len(st) != 1 || st[0].ID != a.ID {
+		t.Fatalf("state after leave %+v", st)
+	}
+	cancel()
+	for range ch { // closed once ctx ends
+	}
+}

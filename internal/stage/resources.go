@@ -167,7 +167,7 @@ func (s *Service) DeleteStage(ctx context.Context, arn string) error {
 		return notFound(err, ErrStageNotFound, arn)
 	}
 	// The deletion happens under the stage's live lock, so nobody can join between the eviction and it.
-	return s.evictStage(ctx, id, "stage deleted", func() error {
+	return s.evictStage(ctx, id, CloseStageDeleted, func() error {
 		return s.store.Update(ctx, func(tx store.Tx) error {
 			if _, err := tx.LockStage(ctx, id); err != nil {
 				return notFound(err, ErrStageNotFound, arn)

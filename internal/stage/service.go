@@ -56,16 +56,6 @@ type Config struct {
 	Quotas          Quotas
 }
 
-// Disconnector closes a participant's live connections (the media plane implements it). The domain has
-// already recorded the participant as gone when it calls these.
-type Disconnector interface {
-	DisconnectParticipant(stage ivs.StageID, id ivs.ParticipantID, reason string)
-}
-
-type noDisconnector struct{}
-
-func (noDisconnector) DisconnectParticipant(ivs.StageID, ivs.ParticipantID, string) {}
-
 // Service is the stage domain.
 type Service struct {
 	cfg      Config
@@ -75,11 +65,11 @@ type Service struct {
 	verifier *token.Verifier
 	log      *slog.Logger
 
-	mu     sync.Mutex // guards live, disc, closed
-	live   map[ivs.StageID]*liveStage
-	disc   Disconnector
-	closed bool
-	timers sync.WaitGroup // running session-end callbacks
+	mu       sync.Mutex // guards live, watchers, closed
+	live     map[ivs.StageID]*liveStage
+	watchers map[ivs.StageID]map[chan struct{}]struct{}
+	closed   bool
+	timers   sync.WaitGroup // running session-end callbacks
 
 	keyMu    sync.Mutex
 	keyCache map[string]*ecdsa.PublicKey // public key ARN -> parsed key
@@ -98,18 +88,11 @@ func New(cfg Config, st store.Store, clk clock.Clock, signer *token.Signer, log 
 	}
 	s := &Service{
 		cfg: cfg, store: st, clock: clk, signer: signer, log: log,
-		live: map[ivs.StageID]*liveStage{}, disc: noDisconnector{},
+		live: map[ivs.StageID]*liveStage{}, watchers: map[ivs.StageID]map[chan struct{}]struct{}{},
 		keyCache: map[string]*ecdsa.PublicKey{},
 	}
 	s.verifier = &token.Verifier{Keys: s, Now: clk.Now}
 	return s
-}
-
-// SetDisconnector installs the media plane's connection closer.
-func (s *Service) SetDisconnector(d Disconnector) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.disc = d
 }
 
 // Account is the region and account of every ARN this service makes.
