@@ -509,25 +509,40 @@ func (s *Service) refuse(ctx context.Context, ls *liveStage, pid ivs.Participant
 	return err
 }
 
+// CheckPublish refuses, with a PUBLISH_ERROR event, a publish the token or the stage's quota does not
+// allow. The media plane calls it before it answers an offer; StartPublish checks again when media flows.
+func (s *Service) CheckPublish(ctx context.Context, pr *Presence) error {
+	return s.withParticipant(pr, func(ls *liveStage, lp *liveParticipant) error {
+		return s.checkPublish(ctx, ls, lp, pr.ID)
+	})
+}
+
+func (s *Service) checkPublish(ctx context.Context, ls *liveStage, lp *liveParticipant, pid ivs.ParticipantID) error {
+	if !lp.caps.AllowPublish {
+		return s.refuse(ctx, ls, pid, ivs.EventPublishError, "", ivs.ErrInsufficientCapabilities, ErrInsufficientCapabilities)
+	}
+	if lp.publishing {
+		return nil
+	}
+	n := 0
+	for _, p := range ls.parts {
+		if p.publishing {
+			n++
+		}
+	}
+	if n >= s.cfg.Quotas.PublishersPerStage {
+		return s.refuse(ctx, ls, pid, ivs.EventPublishError, "", ivs.ErrQuotaExceeded,
+			fmt.Errorf("%w: the stage has %d publishers, its limit", ErrQuotaExceeded, n))
+	}
+	return nil
+}
+
 // StartPublish records PUBLISH_STARTED when the publisher's media connects, or PUBLISH_ERROR when its
 // token lacks PUBLISH or the stage has its quota of publishers.
 func (s *Service) StartPublish(ctx context.Context, pr *Presence) error {
 	return s.withParticipant(pr, func(ls *liveStage, lp *liveParticipant) error {
-		if !lp.caps.AllowPublish {
-			return s.refuse(ctx, ls, pr.ID, ivs.EventPublishError, "", ivs.ErrInsufficientCapabilities, ErrInsufficientCapabilities)
-		}
-		if lp.publishing {
-			return nil
-		}
-		n := 0
-		for _, p := range ls.parts {
-			if p.publishing {
-				n++
-			}
-		}
-		if n >= s.cfg.Quotas.PublishersPerStage {
-			return s.refuse(ctx, ls, pr.ID, ivs.EventPublishError, "", ivs.ErrQuotaExceeded,
-				fmt.Errorf("%w: the stage has %d publishers, its limit", ErrQuotaExceeded, n))
+		if err := s.checkPublish(ctx, ls, lp, pr.ID); err != nil || lp.publishing {
+			return err
 		}
 		err := s.store.Update(ctx, func(tx store.Tx) error {
 			p, err := tx.GetParticipant(ctx, ls.id, ls.session, pr.ID)
@@ -588,31 +603,47 @@ func (s *Service) Publishing(id ivs.StageID, pid ivs.ParticipantID) bool {
 	return lp != nil && lp.publishing
 }
 
-// StartSubscribe records SUBSCRIBE_STARTED to remote, or SUBSCRIBE_ERROR when the token lacks SUBSCRIBE,
-// remote is not publishing, or the stage has its quota of subscribers.
+// CheckSubscribe refuses, with a SUBSCRIBE_ERROR event, a subscription the token does not allow, to a
+// participant who is not publishing, or over the stage's subscriber quota.
+func (s *Service) CheckSubscribe(ctx context.Context, pr *Presence, remote ivs.ParticipantID) error {
+	return s.withParticipant(pr, func(ls *liveStage, lp *liveParticipant) error {
+		return s.checkSubscribe(ctx, ls, lp, pr.ID, remote)
+	})
+}
+
+func (s *Service) checkSubscribe(ctx context.Context, ls *liveStage, lp *liveParticipant, pid, remote ivs.ParticipantID) error {
+	if !lp.caps.AllowSubscribe {
+		return s.refuse(ctx, ls, pid, ivs.EventSubscribeError, remote, ivs.ErrInsufficientCapabilities, ErrInsufficientCapabilities)
+	}
+	if rp := ls.parts[remote]; rp == nil || !rp.publishing || remote == pid {
+		return s.refuse(ctx, ls, pid, ivs.EventSubscribeError, remote, ivs.ErrPublisherNotFound,
+			fmt.Errorf("%w: %s", ErrPublisherNotFound, remote))
+	}
+	if _, ok := lp.subs[remote]; ok || len(lp.subs) > 0 {
+		return nil // already a subscriber: no new subscriber for the quota
+	}
+	n := 0
+	for _, p := range ls.parts {
+		if len(p.subs) > 0 {
+			n++
+		}
+	}
+	if n >= s.cfg.Quotas.SubscribersPerStage {
+		return s.refuse(ctx, ls, pid, ivs.EventSubscribeError, remote, ivs.ErrQuotaExceeded,
+			fmt.Errorf("%w: the stage has %d subscribers, its limit", ErrQuotaExceeded, n))
+	}
+	return nil
+}
+
+// StartSubscribe records SUBSCRIBE_STARTED to remote when the subscriber's media connects, or
+// SUBSCRIBE_ERROR as CheckSubscribe does.
 func (s *Service) StartSubscribe(ctx context.Context, pr *Presence, remote ivs.ParticipantID) error {
 	return s.withParticipant(pr, func(ls *liveStage, lp *liveParticipant) error {
-		if !lp.caps.AllowSubscribe {
-			return s.refuse(ctx, ls, pr.ID, ivs.EventSubscribeError, remote, ivs.ErrInsufficientCapabilities, ErrInsufficientCapabilities)
-		}
-		if rp := ls.parts[remote]; rp == nil || !rp.publishing || remote == pr.ID {
-			return s.refuse(ctx, ls, pr.ID, ivs.EventSubscribeError, remote, ivs.ErrPublisherNotFound,
-				fmt.Errorf("%w: %s", ErrPublisherNotFound, remote))
+		if err := s.checkSubscribe(ctx, ls, lp, pr.ID, remote); err != nil {
+			return err
 		}
 		if _, ok := lp.subs[remote]; ok {
 			return nil
-		}
-		if len(lp.subs) == 0 {
-			n := 0
-			for _, p := range ls.parts {
-				if len(p.subs) > 0 {
-					n++
-				}
-			}
-			if n >= s.cfg.Quotas.SubscribersPerStage {
-				return s.refuse(ctx, ls, pr.ID, ivs.EventSubscribeError, remote, ivs.ErrQuotaExceeded,
-					fmt.Errorf("%w: the stage has %d subscribers, its limit", ErrQuotaExceeded, n))
-			}
 		}
 		if err := s.event(ctx, ls, pr.ID, ivs.EventSubscribeStarted, remote, ""); err != nil {
 			return err
