@@ -1,0 +1,467 @@
+// Package peer is a WebRTC client of openstage's media plane, on pion: it publishes over WHIP and
+// subscribes, the way the IVS samples and SDKs do. Tests use it as a real remote participant, and the
+// load test uses it at scale. The media it sends are real: an H.264 constrained-baseline stream and Opus,
+// looped from small embedded files (made once with ffmpeg/libx264; see testdata/README).
+package peer
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/logging"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+	"github.com/pion/webrtc/v4/pkg/media/h264reader"
+	"github.com/pion/webrtc/v4/pkg/media/oggreader"
+)
+
+//go:embed testdata/cbp-320x180.h264
+var h264Fixture []byte
+
+//go:embed testdata/sine.ogg
+var opusFixture []byte
+
+// Options say where and how to connect.
+type Options struct {
+	// WHIPURL is the token's whip_url.
+	WHIPURL string
+	Token   string
+	// Header is added to every request (User-Agent, X-Stages-SDK ...).
+	Header http.Header
+	HTTP   *http.Client
+	// NoVideo publishes audio only (and offers no video m-line).
+	NoVideo bool
+	// VideoCodec is the publisher's video MIME type (default H.264 constrained baseline).
+	VideoCodec string
+	// PublishPath is appended to WHIPURL for a publish: "" (plain WHIP) or "/publish/<participantId>".
+	PublishPath string
+}
+
+func (o *Options) client() *http.Client {
+	if o.HTTP != nil {
+		return o.HTTP
+	}
+	return http.DefaultClient
+}
+
+// newPC makes a peer connection on its own UDP socket, so a test can make the peer vanish from the network
+// (Vanish) without the DTLS close a normal Close sends.
+func newPC(codecs []webrtc.RTPCodecParameters) (*webrtc.PeerConnection, net.PacketConn, error) {
+	m := &webrtc.MediaEngine{}
+	for _, c := range codecs {
+		typ := webrtc.RTPCodecTypeVideo
+		if strings.HasPrefix(c.MimeType, "audio/") {
+			typ = webrtc.RTPCodecTypeAudio
+		}
+		if err := m.RegisterCodec(c, typ); err != nil {
+			return nil, nil, err
+		}
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+		return nil, nil, err
+	}
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	lf := logging.NewDefaultLoggerFactory()
+	lf.DefaultLogLevel = logging.LogLevelDisabled
+	se := webrtc.SettingEngine{LoggerFactory: lf}
+	se.SetICEUDPMux(webrtc.NewICEUDPMux(lf.NewLogger("ice"), udp))
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)).
+		NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		_ = udp.Close()
+		return nil, nil, err
+	}
+	return pc, udp, nil
+}
+
+var fb = []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}
+
+// H264 is the codec the peer publishes by default: constrained baseline, as IVS requires.
+var H264 = webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+	SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", RTCPFeedback: fb}, PayloadType: 102}
+
+// VP8 is offered by subscribers and by publishers that ask for it.
+var VP8 = webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: fb}, PayloadType: 96}
+
+// Opus is the audio codec.
+var Opus = webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 111}
+
+// HTTPError is a non-2xx answer to a WHIP request.
+type HTTPError struct {
+	Status int
+	Body   string
+}
+
+func (e *HTTPError) Error() string { return fmt.Sprintf("peer: HTTP %d: %s", e.Status, e.Body) }
+
+// exchange POSTs the offer and applies the answer; it returns the session resource URL (Location).
+func exchange(ctx context.Context, o *Options, pc *webrtc.PeerConnection, target string) (string, error) {
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return "", err
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return "", err
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(pc.LocalDescription().SDP))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/sdp")
+	req.Header.Set("Authorization", "Bearer "+o.Token)
+	for k, v := range o.Header {
+		req.Header[k] = v
+	}
+	resp, err := o.client().Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode/100 != 2 {
+		return "", &HTTPError{Status: resp.StatusCode, Body: string(body)}
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)}); err != nil {
+		return "", err
+	}
+	loc, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		return "", err
+	}
+	return loc.String(), nil
+}
+
+// conn is what publishers and subscribers share: the peer connection and its WHIP session.
+type conn struct {
+	o         Options
+	pc        *webrtc.PeerConnection
+	udp       net.PacketConn
+	location  string
+	state     atomic.Value // webrtc.PeerConnectionState
+	connected chan struct{}
+	closed    chan struct{}
+	connOnce  sync.Once
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+}
+
+func newConn(o Options, pc *webrtc.PeerConnection, udp net.PacketConn) *conn {
+	c := &conn{o: o, pc: pc, udp: udp, connected: make(chan struct{}), closed: make(chan struct{})}
+	c.state.Store(webrtc.PeerConnectionStateNew)
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		c.state.Store(s)
+		if s == webrtc.PeerConnectionStateConnected {
+			c.connOnce.Do(func() { close(c.connected) })
+		}
+	})
+	return c
+}
+
+// State is the peer connection's state.
+func (c *conn) State() webrtc.PeerConnectionState { return c.state.Load().(webrtc.PeerConnectionState) }
+
+// WaitConnected waits for the media connection.
+func (c *conn) WaitConnected(ctx context.Context) error {
+	select {
+	case <-c.connected:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("peer: not connected (state %s): %w", c.State(), ctx.Err())
+	}
+}
+
+// Location is the WHIP session URL.
+func (c *conn) Location() string { return c.location }
+
+// Delete ends the session politely: DELETE on its resource (RFC 9725 §4.2), then closes.
+func (c *conn) Delete(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, c.location, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.o.Token)
+	resp, err := c.o.client().Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	c.Close()
+	if resp.StatusCode/100 != 2 {
+		return &HTTPError{Status: resp.StatusCode}
+	}
+	return nil
+}
+
+// Close closes the peer connection (a DTLS close reaches the server), as AWS's samples do, with no DELETE.
+func (c *conn) Close() {
+	c.closeOnce.Do(func() {
+		close(c.closed)
+		_ = c.pc.Close()
+		_ = c.udp.Close()
+		c.wg.Wait()
+	})
+}
+
+// Vanish drops off the network without a word: the socket closes first, so the server only learns of it
+// from ICE timeouts (a closed laptop, a killed tab).
+func (c *conn) Vanish() {
+	_ = c.udp.Close()
+	c.Close()
+}
+
+// Publisher publishes H.264 (or VP8: black frames are not needed, the fixture is H.264 only, so VP8 is
+// offered but unsent) and Opus.
+type Publisher struct {
+	*conn
+	SentVideo atomic.Int64
+	SentAudio atomic.Int64
+}
+
+// Publish connects a publisher and starts sending media once connected.
+func Publish(ctx context.Context, o Options) (*Publisher, error) {
+	codec := H264
+	if o.VideoCodec != "" && !strings.EqualFold(o.VideoCodec, webrtc.MimeTypeH264) {
+		codec = VP8
+	}
+	pc, udp, err := newPC([]webrtc.RTPCodecParameters{codec, Opus})
+	if err != nil {
+		return nil, err
+	}
+	p := &Publisher{conn: newConn(o, pc, udp)}
+	audio, err := webrtc.NewTrackLocalStaticSample(Opus.RTPCodecCapability, "audio", "peer")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := pc.AddTrack(audio); err != nil {
+		p.Close()
+		return nil, err
+	}
+	var video *webrtc.TrackLocalStaticSample
+	if !o.NoVideo {
+		video, err = webrtc.NewTrackLocalStaticSample(codec.RTPCodecCapability, "video", "peer")
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		sender, err := pc.AddTrack(video)
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		p.wg.Add(1)
+		go func() { // drain RTCP so PLIs reach the interceptors
+			defer p.wg.Done()
+			for {
+				if _, _, err := sender.ReadRTCP(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	target := strings.TrimSuffix(o.WHIPURL, "/") + o.PublishPath
+	if p.location, err = exchange(ctx, &o, pc, target); err != nil {
+		p.Close()
+		return nil, err
+	}
+	p.wg.Add(1)
+	go p.sendAudio(audio)
+	if video != nil && codec.MimeType == webrtc.MimeTypeH264 {
+		p.wg.Add(1)
+		go p.sendVideo(video)
+	}
+	return p, nil
+}
+
+func (p *Publisher) waitToSend() bool {
+	select {
+	case <-p.connected:
+		return true
+	case <-p.closed:
+		return false
+	}
+}
+
+// sendVideo loops the H.264 fixture at its 15 fps, one access unit per tick.
+func (p *Publisher) sendVideo(track *webrtc.TrackLocalStaticSample) {
+	defer p.wg.Done()
+	if !p.waitToSend() {
+		return
+	}
+	const frame = time.Second / 15
+	tick := time.NewTicker(frame)
+	defer tick.Stop()
+	for {
+		r, err := h264reader.NewReader(bytes.NewReader(h264Fixture))
+		if err != nil {
+			return
+		}
+		var au []byte
+		for {
+			nal, err := r.NextNAL()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return
+			}
+			au = append(au, 0, 0, 0, 1)
+			au = append(au, nal.Data...)
+			// A coded slice ends an access unit in this fixture (one slice per frame).
+			if nal.UnitType != h264reader.NalUnitTypeCodedSliceIdr && nal.UnitType != h264reader.NalUnitTypeCodedSliceNonIdr {
+				continue
+			}
+			select {
+			case <-p.closed:
+				return
+			case <-tick.C:
+			}
+			if err := track.WriteSample(media.Sample{Data: au, Duration: frame}); err != nil {
+				return
+			}
+			p.SentVideo.Add(1)
+			au = nil
+		}
+	}
+}
+
+// sendAudio loops the Opus fixture, one 20 ms page at a time.
+func (p *Publisher) sendAudio(track *webrtc.TrackLocalStaticSample) {
+	defer p.wg.Done()
+	if !p.waitToSend() {
+		return
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ogg, _, err := oggreader.NewWith(bytes.NewReader(opusFixture))
+		if err != nil {
+			return
+		}
+		var last uint64
+		for {
+			page, hdr, err := ogg.ParseNextPage()
+			if err != nil {
+				break
+			}
+			d := time.Duration(hdr.GranulePosition-last) * time.Second / 48000
+			last = hdr.GranulePosition
+			if d <= 0 || d > time.Second {
+				continue // header pages
+			}
+			select {
+			case <-p.closed:
+				return
+			case <-tick.C:
+			}
+			if err := track.WriteSample(media.Sample{Data: page, Duration: d}); err != nil {
+				return
+			}
+			p.SentAudio.Add(1)
+		}
+	}
+}
+
+// Subscriber receives one publisher's media and counts it.
+type Subscriber struct {
+	*conn
+	VideoPackets atomic.Int64
+	AudioPackets atomic.Int64
+	Keyframes    atomic.Int64 // H.264 IDR slices seen (RFC 6184 single NAL, STAP-A, FU-A start)
+	VideoCodec   atomic.Value // string MIME type
+}
+
+// Subscribe subscribes to publisherID at <whip_url>/subscribe/<publisherID> with a recvonly offer.
+func Subscribe(ctx context.Context, o Options, publisherID string) (*Subscriber, error) {
+	pc, udp, err := newPC([]webrtc.RTPCodecParameters{VP8, H264, Opus})
+	if err != nil {
+		return nil, err
+	}
+	s := &Subscriber{conn: newConn(o, pc, udp)}
+	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		s.wg.Add(1)
+		go s.read(t)
+	})
+	target := strings.TrimSuffix(o.WHIPURL, "/") + "/subscribe/" + url.PathEscape(publisherID)
+	if s.location, err = exchange(ctx, &o, pc, target); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Subscriber) read(t *webrtc.TrackRemote) {
+	defer s.wg.Done()
+	video := t.Kind() == webrtc.RTPCodecTypeVideo
+	if video {
+		s.VideoCodec.Store(t.Codec().MimeType)
+	}
+	var pkt rtp.Packet
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := t.Read(buf)
+		if err != nil {
+			return
+		}
+		if !video {
+			s.AudioPackets.Add(1)
+			continue
+		}
+		s.VideoPackets.Add(1)
+		if pkt.Unmarshal(buf[:n]) == nil && isH264Keyframe(pkt.Payload) {
+			s.Keyframes.Add(1)
+		}
+	}
+}
+
+// isH264Keyframe reports whether an RTP payload starts an IDR slice (RFC 6184 §5.6-5.8).
+func isH264Keyframe(p []byte) bool {
+	if len(p) < 2 {
+		return false
+	}
+	switch typ := p[0] & 0x1f; typ {
+	case 5:
+		return true
+	case 24: // STAP-A: 2-byte sizes then NAL units
+		for i := 1; i+2 < len(p); {
+			size := int(p[i])<<8 | int(p[i+1])
+			if i+2 < len(p) && p[i+2]&0x1f == 5 {
+				return true
+			}
+			i += 2 + size
+		}
+	case 28: // FU-A: start bit and the fragmented type
+		return p[1]&0x80 != 0 && p[1]&0x1f == 5
+	}
+	return false
+}

@@ -1,0 +1,366 @@
+package whip_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/openstage/openstage/internal/clock"
+	"github.com/openstage/openstage/internal/ivs"
+	"github.com/openstage/openstage/internal/media"
+	"github.com/openstage/openstage/internal/peer"
+	"github.com/openstage/openstage/internal/stage"
+	"github.com/openstage/openstage/internal/store"
+	"github.com/openstage/openstage/internal/store/sqlite"
+	"github.com/openstage/openstage/internal/token"
+	"github.com/openstage/openstage/internal/whip"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type env struct {
+	t      *testing.T
+	ctx    context.Context
+	domain *stage.Service
+	sfu    *media.SFU
+	whip   *whip.Handler
+	srv    *httptest.Server
+	arn    string
+}
+
+func newEnv(t *testing.T, quotas stage.Quotas, check whip.OfferCheck) *env {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "w.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := token.GenerateKey()
+	signer, _ := token.NewSigner(key, token.KeyIDFor(&key.PublicKey))
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if quotas == (stage.Quotas{}) {
+		quotas = stage.DefaultQuotas
+	}
+	domain := stage.New(stage.Config{Account: ivs.Account{Region: "us-east-1", ID: "000000000000"},
+		WHIPURL: srv.URL + "/whip", EventsURL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/events",
+		SessionEndGrace: 300 * time.Millisecond, Quotas: quotas}, st, clock.Real{}, signer, log)
+	sfu, err := media.New(media.Config{UDPAddr: "127.0.0.1:0", IncludeLoopback: true,
+		DisconnectedTimeout: time.Second, FailedTimeout: time.Second, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := whip.New(whip.Config{Domain: domain, SFU: sfu, WHIPURL: srv.URL + "/whip", CheckOffer: check, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.Handle(h.Base(), h)
+	mux.Handle(h.Base()+"/", h)
+	mux.HandleFunc("POST /{$}", h.Redirect)
+	t.Cleanup(func() {
+		srv.Close()
+		h.Close()
+		_ = domain.Shutdown(ctx)
+		_ = sfu.Close()
+		_ = st.Close()
+	})
+	e := &env{t: t, ctx: ctx, domain: domain, sfu: sfu, whip: h, srv: srv}
+	v, _, err := domain.CreateStage(ctx, "media", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.arn = v.ARN
+	return e
+}
+
+func (e *env) token(caps ...stage.Capability) stage.ParticipantToken {
+	e.t.Helper()
+	if caps == nil {
+		caps = []stage.Capability{stage.CapPublish, stage.CapSubscribe}
+	}
+	tok, err := e.domain.CreateParticipantToken(e.ctx, e.arn, stage.TokenSpec{UserID: "u", Capabilities: caps})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok
+}
+
+func (e *env) opts(tok stage.ParticipantToken) peer.Options {
+	return peer.Options{WHIPURL: e.srv.URL + "/whip", Token: tok.Token, PublishPath: "/publish/" + string(tok.ParticipantID)}
+}
+
+func (e *env) publish(tok stage.ParticipantToken) *peer.Publisher {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+	defer cancel()
+	p, err := peer.Publish(ctx, e.opts(tok))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(p.Close)
+	if err := p.WaitConnected(ctx); err != nil {
+		e.t.Fatal(err)
+	}
+	return p
+}
+
+func (e *env) subscribe(tok stage.ParticipantToken, pub ivs.ParticipantID) *peer.Subscriber {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+	defer cancel()
+	s, err := peer.Subscribe(ctx, e.opts(tok), string(pub))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(s.Close)
+	if err := s.WaitConnected(ctx); err != nil {
+		e.t.Fatal(err)
+	}
+	return s
+}
+
+// events lists a participant's events in the stage's latest session, as "NAME[>remote][:code]".
+func (e *env) events(pid ivs.ParticipantID) []string {
+	e.t.Helper()
+	sess, err := e.domain.ListSessions(e.ctx, e.arn, store.Page{Limit: 1})
+	if err != nil || len(sess) == 0 {
+		return nil
+	}
+	evs, err := e.domain.ListEvents(e.ctx, e.arn, sess[0].ID, pid, store.Page{Limit: 100})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []string
+	for _, ev := range evs {
+		s := string(ev.Name)
+		if ev.RemoteParticipantID != "" {
+			s += ">" + string(ev.RemoteParticipantID)
+		}
+		if ev.ErrorCode != "" {
+			s += ":" + string(ev.ErrorCode)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// waitEvents polls until the participant's events are exactly want.
+func (e *env) waitEvents(pid ivs.ParticipantID, within time.Duration, want ...string) {
+	e.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		got := e.events(pid)
+		if slices.Equal(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("events of %s\n got %q\nwant %q", pid, got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestPublishAndSubscribeForwardsRealMedia(t *testing.T) {
+	e := newEnv(t, stage.Quotas{}, nil)
+	pt := e.token()
+	pub := e.publish(pt)
+	waitFor(t, 5*time.Second, "PUBLISH_STARTED", func() bool { return e.domain.Publishing(ivs.StageID(ivs.LastSegment(e.arn)), pt.ParticipantID) })
+
+	st := e.token(stage.CapSubscribe)
+	sub := e.subscribe(st, pt.ParticipantID)
+	defer func() { t.Logf("sent v=%d a=%d; got v=%d a=%d kf=%d", pub.SentVideo.Load(), pub.SentAudio.Load(), sub.VideoPackets.Load(), sub.AudioPackets.Load(), sub.Keyframes.Load()) }()
+	waitFor(t, 10*time.Second, "video, audio and a keyframe at the subscriber", func() bool {
+		return sub.VideoPackets.Load() > 30 && sub.AudioPackets.Load() > 25 && sub.Keyframes.Load() > 0
+	})
+	if c, _ := sub.VideoCodec.Load().(string); !strings.EqualFold(c, "video/H264") {
+		t.Fatalf("subscriber got %q", c)
+	}
+	// A late second subscriber gets a keyframe quickly too (PLI relayed to the publisher).
+	st2 := e.token(stage.CapSubscribe)
+	sub2 := e.subscribe(st2, pt.ParticipantID)
+	start := time.Now()
+	waitFor(t, 3*time.Second, "a keyframe for the late subscriber", func() bool { return sub2.Keyframes.Load() > 0 })
+	t.Logf("late subscriber keyframe after %v; sent video %d audio %d; sub1 got video %d audio %d",
+		time.Since(start), pub.SentVideo.Load(), pub.SentAudio.Load(), sub.VideoPackets.Load(), sub.AudioPackets.Load())
+
+	if err := sub.Delete(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.waitEvents(st.ParticipantID, 5*time.Second, "JOINED", "SUBSCRIBE_STARTED>"+string(pt.ParticipantID), "SUBSCRIBE_STOPPED>"+string(pt.ParticipantID), "LEFT")
+	if err := pub.Delete(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.waitEvents(pt.ParticipantID, 5*time.Second, "JOINED", "PUBLISH_STARTED", "PUBLISH_STOPPED", "LEFT")
+	// The publisher's end ends its subscriptions.
+	e.waitEvents(st2.ParticipantID, 5*time.Second, "JOINED", "SUBSCRIBE_STARTED>"+string(pt.ParticipantID), "SUBSCRIBE_STOPPED>"+string(pt.ParticipantID), "LEFT")
+	waitFor(t, 5*time.Second, "the session's end", func() bool {
+		v, err := e.domain.GetStage(e.ctx, e.arn)
+		return err == nil && v.ActiveSessionID == ""
+	})
+	p, err := e.domain.GetParticipant(e.ctx, e.arn, mustSession(t, e), pt.ParticipantID)
+	if err != nil || !p.Published || p.State != ivs.StateDisconnected || p.Client.Protocol != ivs.ProtocolWHIP {
+		t.Fatalf("publisher record %+v %v", p, err)
+	}
+}
+
+func mustSession(t *testing.T, e *env) ivs.SessionID {
+	t.Helper()
+	sess, err := e.domain.ListSessions(e.ctx, e.arn, store.Page{Limit: 1})
+	if err != nil || len(sess) == 0 {
+		t.Fatalf("no session: %v", err)
+	}
+	return sess[0].ID
+}
+
+func TestWaysToLeave(t *testing.T) {
+	cases := []struct {
+		name   string
+		within time.Duration
+		leave  func(e *env, p *peer.Publisher, tok stage.ParticipantToken)
+		extra  []string // events between PUBLISH_STARTED and LEFT
+	}{
+		{"DELETE", 5 * time.Second, func(e *env, p *peer.Publisher, _ stage.ParticipantToken) { _ = p.Delete(e.ctx) }, []string{"PUBLISH_STOPPED"}},
+		{"closing the peer connection", 5 * time.Second, func(_ *env, p *peer.Publisher, _ stage.ParticipantToken) { p.Close() }, []string{"PUBLISH_STOPPED"}},
+		{"network silence", 10 * time.Second, func(_ *env, p *peer.Publisher, _ stage.ParticipantToken) { p.Vanish() }, []string{"PUBLISH_STOPPED"}},
+		{"DisconnectParticipant", 5 * time.Second, func(e *env, _ *peer.Publisher, tok stage.ParticipantToken) {
+			if err := e.domain.DisconnectParticipant(e.ctx, e.arn, tok.ParticipantID, "test"); err != nil {
+				e.t.Fatal(err)
+			}
+		}, []string{"PUBLISH_STOPPED"}},
+		{"server shutdown", 5 * time.Second, func(e *env, _ *peer.Publisher, _ stage.ParticipantToken) {
+			if err := e.domain.Shutdown(e.ctx); err != nil {
+				e.t.Fatal(err)
+			}
+		}, []string{"PUBLISH_STOPPED"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, stage.Quotas{}, nil)
+			tok := e.token()
+			p := e.publish(tok)
+			e.waitEvents(tok.ParticipantID, 5*time.Second, "JOINED", "PUBLISH_STARTED")
+			c.leave(e, p, tok)
+			want := append(append([]string{"JOINED", "PUBLISH_STARTED"}, c.extra...), "LEFT")
+			e.waitEvents(tok.ParticipantID, c.within, want...)
+			waitFor(t, 10*time.Second, "the publisher's connection to end", func() bool {
+				s := p.State()
+				return s == 4 || s == 5 || s == 6 // disconnected, failed, closed
+			})
+		})
+	}
+}
+
+func TestDeleteStageAndTokenReuse(t *testing.T) {
+	e := newEnv(t, stage.Quotas{}, nil)
+	tok := e.token()
+	p1 := e.publish(tok)
+	p2 := e.publish(tok) // the same token again: the newer connection wins
+	waitFor(t, 5*time.Second, "the first publisher to be closed", func() bool { return p1.State() >= 4 })
+	if p2.State() != 3 { // connected
+		t.Fatalf("second publisher %s", p2.State())
+	}
+	e.waitEvents(tok.ParticipantID, 5*time.Second, "JOINED", "PUBLISH_STARTED")
+	if err := e.domain.DeleteStage(e.ctx, e.arn); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "DeleteStage to close the publisher", func() bool { return p2.State() >= 4 })
+}
+
+func TestRefusals(t *testing.T) {
+	e := newEnv(t, stage.Quotas{Stages: 10, PublicKeys: 3, PublishersPerStage: 1, SubscribersPerStage: 10}, nil)
+	pub := e.token()
+	e.publish(pub)
+
+	subOnly := e.token(stage.CapSubscribe)
+	_, err := peer.Publish(e.ctx, e.opts(subOnly))
+	var he *peer.HTTPError
+	if !errors.As(err, &he) || he.Status != http.StatusForbidden || !strings.Contains(he.Body, `"code":2003`) {
+		t.Fatalf("publish without PUBLISH: %v", err)
+	}
+	e.waitEvents(subOnly.ParticipantID, 5*time.Second, "JOINED", "PUBLISH_ERROR:INSUFFICIENT_CAPABILITIES", "LEFT")
+
+	second := e.token()
+	_, err = peer.Publish(e.ctx, e.opts(second))
+	if !errors.As(err, &he) || !strings.Contains(he.Body, `"code":2005`) {
+		t.Fatalf("publisher over the quota: %v", err)
+	}
+	e.waitEvents(second.ParticipantID, 5*time.Second, "JOINED", "PUBLISH_ERROR:QUOTA_EXCEEDED", "LEFT")
+
+	pubOnly := e.token(stage.CapPublish)
+	_, err = peer.Subscribe(e.ctx, e.opts(pubOnly), string(pub.ParticipantID))
+	if !errors.As(err, &he) || he.Status != http.StatusForbidden {
+		t.Fatalf("subscribe without SUBSCRIBE: %v", err)
+	}
+	e.waitEvents(pubOnly.ParticipantID, 5*time.Second, "JOINED", "SUBSCRIBE_ERROR>"+string(pub.ParticipantID)+":INSUFFICIENT_CAPABILITIES", "LEFT")
+
+	viewer := e.token(stage.CapSubscribe)
+	_, err = peer.Subscribe(e.ctx, e.opts(viewer), "nobody")
+	if !errors.As(err, &he) || he.Status != http.StatusNotFound || !strings.Contains(he.Body, `"code":2004`) {
+		t.Fatalf("subscribe to a non-publisher: %v", err)
+	}
+	e.waitEvents(viewer.ParticipantID, 5*time.Second, "JOINED", "SUBSCRIBE_ERROR>nobody:PUBLISHER_NOT_FOUND", "LEFT")
+
+	// Bad tokens make no event and get 401 with a reason.
+	o := e.opts(viewer)
+	o.Token = "garbage"
+	_, err = peer.Publish(e.ctx, o)
+	if !errors.As(err, &he) || he.Status != http.StatusUnauthorized {
+		t.Fatalf("garbage token: %v", err)
+	}
+}
+
+func TestRootRedirectAndCORS(t *testing.T) {
+	e := newEnv(t, stage.Quotas{}, nil)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Post(e.srv.URL+"/", "application/sdp", strings.NewReader("v=0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != e.srv.URL+"/whip" {
+		t.Fatalf("root POST: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	req, _ := http.NewRequest(http.MethodOptions, e.srv.URL+"/whip/publish/abc", nil)
+	req.Header.Set("Origin", "https://app.example")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "authorization,content-type,x-stages-sdk,x-stages-trace-id")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	h := resp.Header
+	if resp.StatusCode/100 != 2 || h.Get("Access-Control-Allow-Origin") != "https://app.example" ||
+		h.Get("Access-Control-Allow-Headers") != "authorization,content-type,x-stages-sdk,x-stages-trace-id" ||
+		!strings.Contains(h.Get("Access-Control-Allow-Methods"), "PATCH") || !strings.Contains(h.Get("Access-Control-Expose-Headers"), "Location") {
+		t.Fatalf("preflight %d %v", resp.StatusCode, h)
+	}
+}
+
+
