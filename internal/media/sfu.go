@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
-	"github.com/pion/logging"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
@@ -80,8 +79,7 @@ func New(cfg Config) (*SFU, error) {
 		return nil, fmt.Errorf("media: listen %s: %w", cfg.UDPAddr, err)
 	}
 	s := &SFU{cfg: cfg, log: cfg.Log, udp: udp, pubs: map[pubKey]*Publisher{}}
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelWarn
+	lf := pionLogs{cfg.Log}
 	mux := webrtc.NewICEUDPMux(lf.NewLogger("ice"), udp)
 	se := webrtc.SettingEngine{LoggerFactory: lf}
 	se.SetICEUDPMux(mux)

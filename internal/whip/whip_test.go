@@ -194,7 +194,9 @@ func TestPublishAndSubscribeForwardsRealMedia(t *testing.T) {
 
 	st := e.token(stage.CapSubscribe)
 	sub := e.subscribe(st, pt.ParticipantID)
-	defer func() { t.Logf("sent v=%d a=%d; got v=%d a=%d kf=%d", pub.SentVideo.Load(), pub.SentAudio.Load(), sub.VideoPackets.Load(), sub.AudioPackets.Load(), sub.Keyframes.Load()) }()
+	defer func() {
+		t.Logf("sent v=%d a=%d; got v=%d a=%d kf=%d", pub.SentVideo.Load(), pub.SentAudio.Load(), sub.VideoPackets.Load(), sub.AudioPackets.Load(), sub.Keyframes.Load())
+	}()
 	waitFor(t, 10*time.Second, "video, audio and a keyframe at the subscriber", func() bool {
 		return sub.VideoPackets.Load() > 30 && sub.AudioPackets.Load() > 25 && sub.Keyframes.Load() > 0
 	})
@@ -362,5 +364,3 @@ func TestRootRedirectAndCORS(t *testing.T) {
 		t.Fatalf("preflight %d %v", resp.StatusCode, h)
 	}
 }
-
-
