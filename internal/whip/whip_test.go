@@ -298,6 +298,7 @@ func TestRefusals(t *testing.T) {
 	e := newEnv(t, stage.Quotas{Stages: 10, PublicKeys: 3, PublishersPerStage: 1, SubscribersPerStage: 10}, nil)
 	pub := e.token()
 	e.publish(pub)
+	waitFor(t, 5*time.Second, "PUBLISH_STARTED", func() bool { return e.domain.Publishing(ivs.StageID(ivs.LastSegment(e.arn)), pub.ParticipantID) })
 
 	subOnly := e.token(stage.CapSubscribe)
 	_, err := peer.Publish(e.ctx, e.opts(subOnly))
