@@ -48,6 +48,10 @@ type Options struct {
 	VideoCodec string
 	// PublishPath is appended to WHIPURL for a publish: "" (plain WHIP) or "/publish/<participantId>".
 	PublishPath string
+	// SDKLike shapes the publish offer as the IVS web SDK does (ivs-web-sdk-protocol.md §3): VP8 listed
+	// before H.264, no candidates (the offer goes out before gathering, and nothing is trickled), and the
+	// Opus fmtp starting with ';'. The media sent is still H.264, as the answer must pick it.
+	SDKLike bool
 }
 
 func (o *Options) client() *http.Client {
@@ -123,12 +127,18 @@ func exchange(ctx context.Context, o *Options, pc *webrtc.PeerConnection, target
 	if err := pc.SetLocalDescription(offer); err != nil {
 		return "", err
 	}
-	select {
-	case <-gathered:
-	case <-ctx.Done():
-		return "", ctx.Err()
+	sdp := offer.SDP // before gathering: no candidates
+	if o.SDKLike {
+		sdp = strings.ReplaceAll(sdp, "a=fmtp:111 minptime=10;useinbandfec=1", "a=fmtp:111 ;maxaveragebitrate=64000;minptime=10;sprop-stereo=0;stereo=0;useinbandfec=1")
+	} else {
+		select {
+		case <-gathered:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+		sdp = pc.LocalDescription().SDP
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(pc.LocalDescription().SDP))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(sdp))
 	if err != nil {
 		return "", err
 	}
@@ -195,6 +205,14 @@ func (c *conn) WaitConnected(ctx context.Context) error {
 	}
 }
 
+// AnswerSDP is the server's answer.
+func (c *conn) AnswerSDP() string {
+	if d := c.pc.RemoteDescription(); d != nil {
+		return d.SDP
+	}
+	return ""
+}
+
 // Location is the WHIP session URL.
 func (c *conn) Location() string { return c.location }
 
@@ -248,7 +266,11 @@ func Publish(ctx context.Context, o Options) (*Publisher, error) {
 	if o.VideoCodec != "" && !strings.EqualFold(o.VideoCodec, webrtc.MimeTypeH264) {
 		codec = VP8
 	}
-	pc, udp, err := newPC([]webrtc.RTPCodecParameters{codec, Opus})
+	codecs := []webrtc.RTPCodecParameters{codec, Opus}
+	if o.SDKLike {
+		codecs = []webrtc.RTPCodecParameters{VP8, H264, Opus}
+	}
+	pc, udp, err := newPC(codecs)
 	if err != nil {
 		return nil, err
 	}

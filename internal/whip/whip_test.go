@@ -60,7 +60,7 @@ func newEnv(t *testing.T, quotas stage.Quotas, check whip.OfferCheck) *env {
 	domain := stage.New(stage.Config{Account: ivs.Account{Region: "us-east-1", ID: "000000000000"},
 		WHIPURL: srv.URL + "/whip", EventsURL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/events",
 		SessionEndGrace: 300 * time.Millisecond, Quotas: quotas}, st, clock.Real{}, signer, log)
-	sfu, err := media.New(media.Config{UDPAddr: "127.0.0.1:0", IncludeLoopback: true,
+	sfu, err := media.New(media.Config{UDPAddr: "127.0.0.1:0", IncludeLoopback: true, PublishCodecs: []string{"video/H264"},
 		DisconnectedTimeout: time.Second, FailedTimeout: time.Second, Log: log})
 	if err != nil {
 		t.Fatal(err)
@@ -363,5 +363,34 @@ func TestRootRedirectAndCORS(t *testing.T) {
 		h.Get("Access-Control-Allow-Headers") != "authorization,content-type,x-stages-sdk,x-stages-trace-id" ||
 		!strings.Contains(h.Get("Access-Control-Allow-Methods"), "PATCH") || !strings.Contains(h.Get("Access-Control-Expose-Headers"), "Location") {
 		t.Fatalf("preflight %d %v", resp.StatusCode, h)
+	}
+}
+
+// TestSDKShapedOffer: an offer like the IVS web SDK's (VP8 first, no candidates, Opus fmtp starting with
+// ';', audio in mid 0 and video in mid 1) is answered with H.264 and every server candidate.
+func TestSDKShapedOffer(t *testing.T) {
+	e := newEnv(t, stage.Quotas{}, nil)
+	tok := e.token()
+	o := e.opts(tok)
+	o.SDKLike = true
+	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+	defer cancel()
+	p, err := peer.Publish(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ans := p.AnswerSDP()
+	video := ans[strings.Index(ans, "m=video"):]
+	if !strings.Contains(video, "H264/90000") || strings.Contains(video, "VP8") || strings.Count(ans, "a=candidate:") == 0 {
+		t.Fatalf("answer to a VP8-first offer:\n%s", ans)
+	}
+	sub := e.subscribe(e.token(stage.CapSubscribe), tok.ParticipantID)
+	waitFor(t, 10*time.Second, "H.264 at the subscriber", func() bool { return sub.Keyframes.Load() > 0 })
+	if c, _ := sub.VideoCodec.Load().(string); !strings.EqualFold(c, "video/H264") {
+		t.Fatalf("codec %q", c)
 	}
 }
