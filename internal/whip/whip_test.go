@@ -383,6 +383,7 @@ func TestSDKShapedOffer(t *testing.T) {
 	if err := p.WaitConnected(ctx); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, 5*time.Second, "PUBLISH_STARTED", func() bool { return e.domain.Publishing(ivs.StageID(ivs.LastSegment(e.arn)), tok.ParticipantID) })
 	ans := p.AnswerSDP()
 	video := ans[strings.Index(ans, "m=video"):]
 	if !strings.Contains(video, "H264/90000") || strings.Contains(video, "VP8") || strings.Count(ans, "a=candidate:") == 0 {
