@@ -11,7 +11,7 @@ if [ -z "$bin" ]; then
 fi
 command -v aws >/dev/null || { echo "cli-smoke: the aws CLI is not installed" >&2; exit 1; }
 
-"$bin" serve --listen 127.0.0.1:0 --data-dir "$work/data" >"$work/out" 2>"$work/err" &
+"$bin" serve --listen 127.0.0.1:0 --rtc-udp-port 0 --data-dir "$work/data" >"$work/out" 2>"$work/err" &
 pid=$!
 for _ in $(seq 100); do grep -q 'listening on' "$work/out" 2>/dev/null && break; sleep 0.1; done
 addr=$(sed -n 's/^openstage listening on \([^ ]*\).*/\1/p' "$work/out")

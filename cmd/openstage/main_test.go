@@ -51,7 +51,7 @@ var listenRE = regexp.MustCompile(`openstage listening on (\S+)`)
 // start runs `openstage serve` on a free port and waits until it listens.
 func start(t *testing.T, dataDir string, extra ...string) *proc {
 	t.Helper()
-	args := append([]string{"-test.run=^$", "--", "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir,
+	args := append([]string{"-test.run=^$", "--", "serve", "--listen", "127.0.0.1:0", "--rtc-udp-port", "0", "--data-dir", dataDir,
 		"--access-key-id", "AKOSTEST", "--secret-access-key", "secret"}, extra...)
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "OPENSTAGE_TEST_MAIN=1")
@@ -214,7 +214,7 @@ func TestGracefulShutdownAndRestart(t *testing.T) {
 
 func TestGeneratedCredentials(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^$", "--", "serve", "--listen", "127.0.0.1:0", "--data-dir", dir)
+	cmd := exec.Command(os.Args[0], "-test.run=^$", "--", "serve", "--listen", "127.0.0.1:0", "--rtc-udp-port", "0", "--data-dir", dir)
 	cmd.Env = append(os.Environ(), "OPENSTAGE_TEST_MAIN=1")
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {

@@ -36,6 +36,8 @@ type Config struct {
 	Retention       time.Duration
 	LogLevel        string
 	LogFormat       string
+	MediaPolicy     string
+	GeoIPDB         string
 
 	MaxStages              int
 	MaxPublicKeys          int
@@ -51,7 +53,9 @@ func Flags(fs *pflag.FlagSet) *Config {
 	c := &Config{}
 	fs.String("config", "", "YAML configuration file (flags and environment win over it)")
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "HTTP listen address: API, WHIP, events, console, metrics")
-	fs.IntVar(&c.RTCUDPPort, "rtc-udp-port", 7881, "UDP port for all WebRTC media (ICE UDP mux)")
+	fs.IntVar(&c.RTCUDPPort, "rtc-udp-port", 7881, "UDP port for all WebRTC media (ICE UDP mux); 0 picks a free one")
+	fs.StringVar(&c.MediaPolicy, "media-policy", "ivs", "what publishers may send: ivs (H.264 baseline + Opus, 720p, 8.5 Mbps, as IVS) or open (also VP8, VP9, AV1, audio-only)")
+	fs.StringVar(&c.GeoIPDB, "geoip-db", "", "MaxMind-format ISP/ASN database for participants' ispName")
 	fs.StringVar(&c.DataDir, "data-dir", "./openstage-data", "directory for the embedded store and the server's keys")
 	fs.StringVar(&c.Region, "region", "us-east-1", "region in ARNs and accepted in SigV4 scopes")
 	fs.StringVar(&c.AccountID, "account-id", "000000000000", "account id in ARNs")
@@ -163,6 +167,12 @@ func (c *Config) check() error {
 	if c.MaxStages < 1 || c.MaxPublicKeys < 0 || c.MaxPublishersPerStage < 1 || c.MaxSubscribersPerStage < 1 {
 		return errors.New("config: quotas must be positive")
 	}
+	if c.MediaPolicy != "ivs" && c.MediaPolicy != "open" {
+		return fmt.Errorf("config: --media-policy %q: want ivs or open", c.MediaPolicy)
+	}
+	if c.RTCUDPPort < 0 || c.RTCUDPPort > 65535 {
+		return fmt.Errorf("config: --rtc-udp-port %d is not a port", c.RTCUDPPort)
+	}
 	if c.SessionEndGrace < 0 || c.Retention <= 0 {
 		return errors.New("config: --session-end-grace must be >= 0 and --retention > 0")
 	}
@@ -200,6 +210,26 @@ func (c *Config) BaseURL() string {
 		host = "127.0.0.1"
 	}
 	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// UDPAddr is where media is received: the listen host (all interfaces for a wildcard) and --rtc-udp-port.
+func (c *Config) UDPAddr() string {
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		host = ""
+	}
+	return net.JoinHostPort(host, strconv.Itoa(c.RTCUDPPort))
+}
+
+// Loopback reports whether the server listens on a loopback address only, where clients are local and
+// ICE must offer loopback candidates.
+func (c *Config) Loopback() bool {
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 // Endpoints are the stage endpoints derived from the public URL: WHIP at /whip, the events socket at /events.

@@ -20,13 +20,17 @@ import (
 	"time"
 
 	"github.com/openstage/openstage/internal/api"
+	"github.com/openstage/openstage/internal/clientinfo"
 	"github.com/openstage/openstage/internal/clock"
 	"github.com/openstage/openstage/internal/config"
+	"github.com/openstage/openstage/internal/events"
 	"github.com/openstage/openstage/internal/ivs"
+	"github.com/openstage/openstage/internal/media"
 	"github.com/openstage/openstage/internal/stage"
 	"github.com/openstage/openstage/internal/store"
 	"github.com/openstage/openstage/internal/store/sqlite"
 	"github.com/openstage/openstage/internal/token"
+	"github.com/openstage/openstage/internal/whip"
 )
 
 // Server is a running openstage.
@@ -36,9 +40,14 @@ type Server struct {
 	store   store.Store
 	domain  *stage.Service
 	handler http.Handler
+	sfu     *media.SFU
+	whip    *whip.Handler
+	events  *events.Handler
+	clients *clientinfo.Resolver
 	// RootKey is the API key that may do everything (configured or generated).
 	RootKey   api.Key
 	generated bool
+	ln        net.Listener
 }
 
 // New opens the store and builds the server. It repairs what an earlier crash left behind before it
@@ -63,21 +72,29 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	if err != nil {
 		return nil, err
 	}
+	// Listen first: with port 0 the public URL, and so the stages' endpoints, need the port chosen.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("server: listen: %w", err)
+	}
+	cfg.Listen = ln.Addr().String()
 	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "openstage.db"))
 	if err != nil {
+		_ = ln.Close()
 		return nil, fmt.Errorf("server: open store: %w", err)
 	}
-	whip, events := cfg.Endpoints()
+	whip, eventsURL := cfg.Endpoints()
 	domain := stage.New(stage.Config{
 		Account:         ivs.Account{Region: cfg.Region, ID: cfg.AccountID},
 		WHIPURL:         whip,
-		EventsURL:       events,
+		EventsURL:       eventsURL,
 		SessionEndGrace: cfg.SessionEndGrace,
 		Quotas: stage.Quotas{Stages: cfg.MaxStages, PublicKeys: cfg.MaxPublicKeys,
 			PublishersPerStage: cfg.MaxPublishersPerStage, SubscribersPerStage: cfg.MaxSubscribersPerStage},
 	}, st, clock.Real{}, signer, log)
 	if err := domain.Recover(ctx); err != nil {
 		_ = st.Close()
+		_ = ln.Close()
 		return nil, fmt.Errorf("server: crash recovery: %w", err)
 	}
 	// Pagination tokens are signed with a key derived from the token signing key, so every node that
@@ -85,7 +102,50 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	m := hmac.New(sha256.New, key.D.Bytes())
 	m.Write([]byte("openstage pagination tokens v1"))
 	h := api.New(api.Config{Domain: domain, Keys: keys, Regions: []string{cfg.Region}, PageKey: m.Sum(nil), Log: log})
-	return &Server{cfg: cfg, log: log, store: st, domain: domain, handler: h, RootKey: root, generated: generated}, nil
+	s := &Server{cfg: cfg, log: log, store: st, domain: domain, RootKey: root, generated: generated, ln: ln}
+	if err := s.mediaPlane(whip); err != nil {
+		_ = s.close(context.Background())
+		return nil, err
+	}
+	s.handler = s.routes(h)
+	return s, nil
+}
+
+// mediaPlane builds the SFU and its HTTP transports (WHIP, the events socket).
+func (s *Server) mediaPlane(whipURL string) error {
+	var err error
+	if s.clients, err = clientinfo.New(s.cfg.GeoIPDB); err != nil {
+		return fmt.Errorf("server: --geoip-db: %w", err)
+	}
+	var codecs []string
+	if s.cfg.MediaPolicy == "ivs" {
+		codecs = []string{"video/H264"} // the answer picks H.264 whatever the offer lists first
+	}
+	s.sfu, err = media.New(media.Config{UDPAddr: s.cfg.UDPAddr(), NATIP: s.cfg.NATIP, IncludeLoopback: s.cfg.Loopback(),
+		PublishCodecs: codecs, Log: s.log})
+	if err != nil {
+		return fmt.Errorf("server: media: %w", err)
+	}
+	s.whip, err = whip.New(whip.Config{Domain: s.domain, SFU: s.sfu, WHIPURL: whipURL, ClientInfo: s.clients.FromRequest, Log: s.log})
+	if err != nil {
+		return err
+	}
+	s.events = events.New(events.Config{Domain: s.domain, Log: s.log,
+		ClientInfo: func(r *http.Request) ivs.ClientInfo { return s.clients.FromRequest(r, ivs.ProtocolUnknown) }})
+	return nil
+}
+
+// routes puts everything on one listener: WHIP under its path, the events socket under its path, the
+// 307 at the root, and the AWS API (POST /<Operation>, /tags/...) for the rest.
+func (s *Server) routes(api http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", api)
+	mux.Handle(s.whip.Base(), s.whip)
+	mux.Handle(s.whip.Base()+"/", s.whip)
+	mux.HandleFunc("POST /{$}", s.whip.Redirect)
+	mux.Handle("GET /events", s.events)
+	mux.Handle("GET /events/{stageId}", s.events)
+	return mux
 }
 
 // Handler is the HTTP handler of everything openstage serves.
@@ -148,11 +208,7 @@ func randomSecret(n int) string {
 // Run serves until ctx is cancelled, then drains: participants leave, sessions end, the store closes.
 // ready, if not nil, receives the bound address once the listener is open.
 func (s *Server) Run(ctx context.Context, out io.Writer, ready func(addr net.Addr)) error {
-	ln, err := net.Listen("tcp", s.cfg.Listen)
-	if err != nil {
-		_ = s.close(context.Background())
-		return fmt.Errorf("server: listen: %w", err)
-	}
+	ln := s.ln
 	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	s.banner(out, ln.Addr())
 	if ready != nil {
@@ -189,17 +245,32 @@ func (s *Server) Run(ctx context.Context, out io.Writer, ready func(addr net.Add
 	if serveErr == nil {
 		<-errc
 	}
-	err = s.close(drain)
+	err := s.close(drain)
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
 	}
 	return err
 }
 
+// close stops in dependency order: the domain records everyone as gone (which closes their connections
+// with SERVER_SHUTDOWN), then the transports and the SFU release what is left, then the store closes.
 func (s *Server) close(ctx context.Context) error {
-	derr := s.domain.Shutdown(ctx)
-	cerr := s.store.Close()
-	return errors.Join(derr, cerr)
+	errs := []error{s.domain.Shutdown(ctx)}
+	if s.events != nil {
+		s.events.Close()
+	}
+	if s.whip != nil {
+		s.whip.Close()
+	}
+	if s.sfu != nil {
+		errs = append(errs, s.sfu.Close())
+	}
+	if s.clients != nil {
+		errs = append(errs, s.clients.Close())
+	}
+	errs = append(errs, s.store.Close())
+	_ = s.ln.Close() // already closed by http.Server.Shutdown when serving
+	return errors.Join(errs...)
 }
 
 // retentionLoop deletes history older than --retention, at start and hourly.
@@ -225,7 +296,7 @@ func (s *Server) retentionLoop(ctx context.Context) {
 func (s *Server) banner(out io.Writer, addr net.Addr) {
 	base := s.cfg.BaseURL()
 	whip, events := s.cfg.Endpoints()
-	fmt.Fprintf(out, "openstage listening on %s (API, WHIP, events)\n", addr)
+	fmt.Fprintf(out, "openstage listening on %s (API, WHIP, events); media on udp %s\n", addr, s.sfu.Addr())
 	fmt.Fprintf(out, "  public URL %s   whip %s   events %s\n", base, whip, events)
 	fmt.Fprintf(out, "  data dir %s   region %s   account %s\n", s.cfg.DataDir, s.cfg.Region, s.cfg.AccountID)
 	if s.generated {
