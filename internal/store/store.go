@@ -1,6 +1,7 @@
 // Package store defines what openstage keeps and how it is read back: the Store interface the stage domain
-// calls, and the errors every implementation returns. Implementations live in subpackages (sqlite, and later
-// postgres); storetest is the conformance suite they all pass.
+// calls, and the errors every implementation returns. Implementations live in subpackages: sqlite (embedded,
+// one process) and postgres (shared by several openstage nodes). storetest is the conformance suite they all
+// pass; teststore opens the store the tests of other packages run on.
 package store
 
 import (
@@ -72,6 +73,12 @@ type Reader interface {
 }
 
 // Tx is one read-write transaction: all its writes land together or not at all.
+//
+// Decisions a transaction takes on what it read hold against every other writer, in this process or in
+// another node on the same database: LockStage serialises the transactions on one stage, and CountStages,
+// CountPublicKeys, ListPublicKeys and Tags read through a Tx wait for the other transactions that made the
+// same read to end, so that a quota or a limit checked before an insert is not exceeded by a concurrent one.
+// (SQLite gets all of this by running one write transaction at a time; PostgreSQL by row and advisory locks.)
 type Tx interface {
 	Reader
 
@@ -90,7 +97,8 @@ type Tx interface {
 
 	// PutParticipant inserts or replaces the participant (stage, session, id).
 	PutParticipant(ctx context.Context, p ivs.Participant) error
-	// AppendEvent stores e after every earlier event of the same participant and sets e.Seq.
+	// AppendEvent stores e after every earlier event of the same participant and sets e.Seq: 1, 2, 3, ...
+	// per (stage, session, participant), without gaps or duplicates even when transactions append at once.
 	AppendEvent(ctx context.Context, e *ivs.Event) error
 
 	InsertPublicKey(ctx context.Context, k ivs.PublicKey) error // ErrExists
@@ -106,12 +114,21 @@ type Tx interface {
 
 // Store is a durable store. Update runs fn in a transaction and commits when fn returns nil; a commit that
 // returns nil is durable (it survives a crash of the process). fn must not call Update, and reads made
-// through the Store (not the Tx) inside fn do not see fn's writes. IDs order by byte value in ties.
+// through the Store (not the Tx) inside fn do not see fn's writes. IDs order by byte value in ties. Strings
+// are stored as given, NUL and invalid UTF-8 included where a client chooses them (participant ids from
+// self-signed tokens, user ids, client details, tags, key material); attributes are kept as JSON, so invalid
+// UTF-8 in them reads back as U+FFFD. Several Stores may be open on one database (nodes sharing PostgreSQL,
+// or processes sharing a SQLite file); each sees the others' commits.
 type Store interface {
 	Reader
 	Update(ctx context.Context, fn func(Tx) error) error
 	// DeleteEndedBefore deletes sessions that ended before t, with their participants and events
 	// (the retention job). It returns how many sessions it deleted.
 	DeleteEndedBefore(ctx context.Context, t time.Time) (int, error)
+	// Secret returns the value stored under name or, if there is none, stores the value create makes and
+	// returns it. When several callers race (several nodes starting at once), the first to store wins and
+	// every caller gets the winner's value. An error from create is returned and stores nothing. It is how
+	// nodes share what the server makes once, such as the token signing key.
+	Secret(ctx context.Context, name string, create func() ([]byte, error)) ([]byte, error)
 	Close() error
 }

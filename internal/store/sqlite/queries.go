@@ -34,6 +34,7 @@ const (
 	qCountPublicKeys
 	qTags
 	qRevoked
+	qSecret
 
 	// Writes: prepared on the writer pool only.
 	qInsertStage
@@ -57,6 +58,7 @@ const (
 	qDeleteSessionEvents
 	qDeleteSessionParticipants
 	qDeleteSession
+	qInsertSecret
 
 	numStmts
 	firstWrite = qInsertStage
@@ -120,6 +122,7 @@ func init() {
 
 	q[qTags] = `SELECT key, value FROM tags WHERE arn = ?`
 	q[qRevoked] = `SELECT EXISTS (SELECT 1 FROM revocations WHERE stage_id = ? AND participant_id = ?)`
+	q[qSecret] = `SELECT value FROM secrets WHERE name = ?`
 
 	q[qInsertStage] = `INSERT INTO stages (` + stageCols + `) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`
 	// The creation time is immutable: it is the stage's position in ListStages.
@@ -162,6 +165,7 @@ func init() {
 	q[qDeleteSessionParticipants] = `DELETE FROM participants WHERE (stage_id, session_id, id) IN (
 		SELECT stage_id, session_id, id FROM participants WHERE stage_id = ? AND session_id = ? LIMIT ?)`
 	q[qDeleteSession] = `DELETE FROM sessions WHERE stage_id = ? AND id = ? AND end_time < ? AND end_time <> 0`
+	q[qInsertSecret] = `INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING`
 
 	for i, s := range q {
 		if s == "" {

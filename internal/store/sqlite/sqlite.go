@@ -323,6 +323,37 @@ func (s *Store) DeleteEndedBefore(ctx context.Context, t time.Time) (int, error)
 	}
 }
 
+// Secret returns the value stored under name or, if there is none, stores what create makes and returns it.
+// create runs outside any transaction (making a key takes a while); the insert and the read-back then run in
+// one write transaction, so when processes race the first insert wins and everyone reads the winner's value.
+func (s *Store) Secret(ctx context.Context, name string, create func() ([]byte, error)) ([]byte, error) {
+	var v []byte
+	err := s.rstmts[qSecret].QueryRowContext(ctx, name).Scan(&v)
+	if err == nil {
+		return v, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlite: secret %s: %w", name, err)
+	}
+	made, err := create()
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: secret %s: %w", name, err)
+	}
+	if made == nil {
+		made = []byte{} // a nil slice would be NULL
+	}
+	err = s.update(ctx, func(t *tx) error {
+		if _, err := t.exec(ctx, qInsertSecret, name, made); err != nil {
+			return err
+		}
+		return t.queryRow(ctx, qSecret, name).Scan(&v)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: secret %s: %w", name, err)
+	}
+	return v, nil
+}
+
 // Close closes both pools. The writer checkpoints the WAL into the database file first, so a cleanly closed
 // database is a single file. Close is idempotent.
 func (s *Store) Close() error {

@@ -46,6 +46,14 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceShared: two Stores on one file, as two processes sharing a data dir would have.
+func TestConformanceShared(t *testing.T) {
+	storetest.RunShared(t, func(t *testing.T) (store.Store, store.Store) {
+		path := filepath.Join(t.TempDir(), "openstage.db")
+		return openTest(t, path, WithDeleteBatch(7)), openTest(t, path, WithDeleteBatch(7))
+	})
+}
+
 func TestConformanceDefaultOptions(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
@@ -290,5 +298,40 @@ func TestQueryPlans(t *testing.T) {
 		if strings.Contains(p, "TEMP B-TREE") || (scan && id != qListStagesFirst && id != qListPublicKeysFirst) {
 			t.Errorf("statement %d plan %q\n%s", id, p, q)
 		}
+	}
+}
+
+// TestUpgradeKeepsData: a database made before a migration existed gets it at the next Open, data intact.
+func TestUpgradeKeepsData(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "old.db")
+	first, err := embeddedMigrations.ReadFile("migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The binary that knew only 0001 made the schema (this one's statements need more, so Open fails after
+	// migrating); its stage is written behind the store's back.
+	if s, err := Open(ctx, path, withMigrations(fstest.MapFS{"0001_init.sql": {Data: first}})); err == nil {
+		s.Close()
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO stages (id, name, active_session_id, created_at) VALUES ('AAAAAAAAAAAA', 'old', '', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s := openTest(t, path)
+	if got, err := s.GetStage(ctx, "AAAAAAAAAAAA"); err != nil || got.Name != "old" {
+		t.Fatalf("the old stage after the upgrade: %+v, %v", got, err)
+	}
+	ms, _ := loadMigrations(defaultMigrations())
+	if v, err := s.SchemaVersion(ctx); err != nil || v != len(ms) || v < 2 {
+		t.Fatalf("SchemaVersion after the upgrade = %d, %v; want %d", v, err, len(ms))
+	}
+	if v, err := s.Secret(ctx, "k", func() ([]byte, error) { return []byte("v"), nil }); err != nil || string(v) != "v" {
+		t.Fatalf("Secret after the upgrade: %q, %v", v, err)
 	}
 }

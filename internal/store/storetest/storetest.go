@@ -45,9 +45,14 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TxPanicRollsBack", testTxPanicRollsBack},
 		{"TxIsolation", testTxIsolation},
 		{"TxCanceledContext", testTxCanceledContext},
-		{"ConcurrentLockStage", testConcurrentLockStage},
-		{"ConcurrentPutParticipant", testConcurrentPutParticipant},
-		{"ConcurrentAppendEvent", testConcurrentAppendEvent},
+		{"ConcurrentLockStage", one(testConcurrentLockStage)},
+		{"ConcurrentPutParticipant", one(testConcurrentPutParticipant)},
+		{"ConcurrentAppendEvent", one(testConcurrentAppendEvent)},
+		{"ConcurrentQuotaChecks", one(testConcurrentQuotaChecks)},
+		{"Secrets", testSecrets},
+		{"ConcurrentSecret", one(testConcurrentSecret)},
+		{"ArbitraryStrings", testArbitraryStrings},
+		{"DeepPages", testDeepPages},
 		{"ActiveAndConnected", testActiveAndConnected},
 		{"DeleteStageCascade", testDeleteStageCascade},
 		{"DeleteEndedBefore", testDeleteEndedBefore},
@@ -58,6 +63,36 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 			tc.fn(t, open(t))
 		})
 	}
+}
+
+// RunShared runs what several nodes on one database rely on. open must return two handles on one fresh,
+// empty database (two Opens of the same file, schema or DSN), as two openstage processes would have; the
+// caller closes them. Writes through either are seen by both, and the concurrency guarantees hold across
+// them: the workers of each test alternate between the two handles.
+func RunShared(t *testing.T, open func(t *testing.T) (store.Store, store.Store)) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, ss []store.Store)
+	}{
+		{"SeeEachOther", testSharedSeeEachOther},
+		{"ConcurrentLockStage", testConcurrentLockStage},
+		{"ConcurrentPutParticipant", testConcurrentPutParticipant},
+		{"ConcurrentAppendEvent", testConcurrentAppendEvent},
+		{"ConcurrentQuotaChecks", testConcurrentQuotaChecks},
+		{"ConcurrentSecret", testConcurrentSecret},
+		{"DeleteEndedBeforeTogether", testSharedDeleteEndedBefore},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := open(t)
+			tc.fn(t, []store.Store{a, b})
+		})
+	}
+}
+
+// one runs a test written for several handles on a single one.
+func one(fn func(t *testing.T, ss []store.Store)) func(t *testing.T, s store.Store) {
+	return func(t *testing.T, s store.Store) { fn(t, []store.Store{s}) }
 }
 
 // base is the suite's "now": a fixed instant well inside what every store can hold.
@@ -1035,15 +1070,17 @@ func testTxCanceledContext(t *testing.T, s store.Store) {
 
 const workers = 16
 
-func testConcurrentLockStage(t *testing.T, s store.Store) {
+// Two writers racing to start a session for one stage: exactly one session.
+func testConcurrentLockStage(t *testing.T, ss []store.Store) {
 	ctx := t.Context()
+	s := ss[0]
 	st := insertStage(t, s, newStage(at(0)))
 	var wg sync.WaitGroup
 	started := make([]ivs.SessionID, workers)
 	errs := make([]error, workers)
 	for w := range workers {
 		wg.Go(func() {
-			errs[w] = s.Update(ctx, func(tx store.Tx) error {
+			errs[w] = ss[w%len(ss)].Update(ctx, func(tx store.Tx) error {
 				started[w] = ""
 				cur, err := tx.LockStage(ctx, st.ID)
 				if err != nil {
@@ -1084,8 +1121,10 @@ func testConcurrentLockStage(t *testing.T, s store.Store) {
 	}
 }
 
-func testConcurrentPutParticipant(t *testing.T, s store.Store) {
+// Concurrent joins of one participant: one record.
+func testConcurrentPutParticipant(t *testing.T, ss []store.Store) {
 	ctx := t.Context()
+	s := ss[0]
 	st := insertStage(t, s, newStage(at(0)))
 	p := newParticipant(st.ID, ivs.NewSessionID(), at(1))
 	var wg sync.WaitGroup
@@ -1094,7 +1133,7 @@ func testConcurrentPutParticipant(t *testing.T, s store.Store) {
 		wg.Go(func() {
 			q := p
 			q.UserID = fmt.Sprintf("writer-%d", w)
-			errs[w] = s.Update(ctx, func(tx store.Tx) error { return tx.PutParticipant(ctx, q) })
+			errs[w] = ss[w%len(ss)].Update(ctx, func(tx store.Tx) error { return tx.PutParticipant(ctx, q) })
 		})
 	}
 	wg.Wait()
@@ -1113,8 +1152,9 @@ func testConcurrentPutParticipant(t *testing.T, s store.Store) {
 	eq(t, "participant after concurrent puts", normParticipant(one), normParticipant(want))
 }
 
-func testConcurrentAppendEvent(t *testing.T, s store.Store) {
+func testConcurrentAppendEvent(t *testing.T, ss []store.Store) {
 	ctx := t.Context()
+	s := ss[0]
 	st, sess, pid := ivs.NewStageID(), ivs.NewSessionID(), ivs.NewParticipantID()
 	const perWorker = 12
 	var wg sync.WaitGroup
@@ -1125,7 +1165,7 @@ func testConcurrentAppendEvent(t *testing.T, s store.Store) {
 			for i := range perWorker {
 				e := ivs.Event{StageID: st, SessionID: sess, ParticipantID: pid, Name: ivs.EventSubscribeStarted,
 					Time: time.Now(), RemoteParticipantID: ivs.ParticipantID(fmt.Sprintf("w%02d-%02d", w, i))}
-				if err := s.Update(ctx, func(tx store.Tx) error { return tx.AppendEvent(ctx, &e) }); err != nil {
+				if err := ss[w%len(ss)].Update(ctx, func(tx store.Tx) error { return tx.AppendEvent(ctx, &e) }); err != nil {
 					errs[w] = err
 					return
 				}
@@ -1451,4 +1491,120 @@ func testDeleteEndedBeforeMany(t *testing.T, s store.Store) {
 	if p, e := countAll(t, s, active); p != 5 || e != 25 {
 		t.Fatalf("the active session has %d participants, %d events; want 5, 25", p, e)
 	}
+}
+
+// ---- what clients choose, and depth ----
+
+// testArbitraryStrings: strings a client chooses are stored as given, NUL and invalid UTF-8 included
+// (a self-signed token's jti is the participant id as is; user ids, tags and key material come from requests),
+// and they order byte by byte.
+func testArbitraryStrings(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	st := insertStage(t, s, newStage(at(0)))
+	sess := ivs.NewSessionID()
+	odd := "nul\x00 bad\xff\xfe utf8 ✓ 'quote\" \\ %_"
+	ids := []ivs.ParticipantID{"a", "a\x00", "a\x00b", "a\xff", "aé", "b", "\x00", "\xff\xff", ivs.ParticipantID(odd)}
+	var want []ivs.Participant
+	update(t, s, func(tx store.Tx) error {
+		for i, id := range ids {
+			p := ivs.Participant{StageID: st.ID, SessionID: sess, ID: id, UserID: odd + fmt.Sprint(i%2), State: ivs.StateConnected,
+				// Attributes are kept as JSON, which has no invalid UTF-8 (both stores would turn it into U+FFFD).
+				FirstJoinTime: at(1), Attributes: map[string]string{"k\x00": "v\x00", "✓ 'q\" \\": "ok"},
+				Client: ivs.ClientInfo{ISPName: odd, OSName: "\x00", OSVersion: "\xff", BrowserName: odd, BrowserVersion: "1\x00",
+					SDKVersion: odd, Protocol: ivs.ProtocolWHIP}}
+			want = append(want, p)
+			e := ivs.Event{StageID: st.ID, SessionID: sess, ParticipantID: id, Name: ivs.EventSubscribeStarted, Time: at(2), RemoteParticipantID: ids[(i+1)%len(ids)]}
+			if err := errors.Join(tx.PutParticipant(ctx, p), tx.AppendEvent(ctx, &e), tx.Revoke(ctx, st.ID, id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	key := func(p ivs.Participant) (time.Time, string) { return p.FirstJoinTime, string(p.ID) }
+	sortBy(want, key, true)
+	checkList(t, want, key, true, normParticipant, func(p store.Page) ([]ivs.Participant, error) {
+		return s.ListParticipants(ctx, st.ID, sess, store.ParticipantFilter{}, p)
+	})
+	user := odd + "1"
+	if got := must(s.ListParticipants(ctx, st.ID, sess, store.ParticipantFilter{UserID: &user}, store.Page{Limit: 100})).get(t); len(got) != len(ids)/2 {
+		t.Fatalf("filter by a user id with NUL and invalid UTF-8: %d participants, want %d", len(got), len(ids)/2)
+	}
+	for i, id := range ids {
+		eq(t, fmt.Sprintf("participant %q", id), normParticipant(must(s.GetParticipant(ctx, st.ID, sess, id)).get(t)), normParticipant(want[slices.IndexFunc(want, func(p ivs.Participant) bool { return p.ID == id })]))
+		evs := must(s.ListEvents(ctx, st.ID, sess, id, store.Page{Limit: 10})).get(t)
+		if len(evs) != 1 || evs[0].ParticipantID != id || evs[0].RemoteParticipantID != ids[(i+1)%len(ids)] {
+			t.Fatalf("events of participant %q: %+v", id, evs)
+		}
+		if !must(s.Revoked(ctx, st.ID, id)).get(t) {
+			t.Fatalf("participant %q not revoked", id)
+		}
+	}
+	if must(s.Revoked(ctx, st.ID, "a\x00c")).get(t) {
+		t.Fatal("Revoked matched a different id")
+	}
+
+	arn := "arn:aws:ivs:us-east-1:000000000000:stage/" + string(st.ID)
+	tags := map[string]string{odd: odd, "k\x00": "", "\xff": "\x00"}
+	update(t, s, func(tx store.Tx) error { return tx.MergeTags(ctx, arn, tags) })
+	eq(t, "tags with NUL and invalid UTF-8", must(s.Tags(ctx, arn)).get(t), tags)
+	update(t, s, func(tx store.Tx) error { return tx.RemoveTags(ctx, arn, []string{"k\x00", "\xfe"}) })
+	delete(tags, "k\x00")
+	eq(t, "tags after RemoveTags of odd keys", must(s.Tags(ctx, arn)).get(t), tags)
+
+	k := ivs.PublicKey{ID: ivs.NewPublicKeyID(), Name: "k", Material: "\x00\xff" + odd + "\r\n-----BEGIN PUBLIC KEY-----\n", Fingerprint: "f", CreatedAt: at(1)}
+	update(t, s, func(tx store.Tx) error { return tx.InsertPublicKey(ctx, k) })
+	eq(t, "public key with odd material", normKey(must(s.GetPublicKey(ctx, k.ID)).get(t)), k)
+}
+
+// testDeepPages: keyset pages stay right thousands of rows deep, read from the start and from cursors
+// near the end.
+func testDeepPages(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	st := insertStage(t, s, newStage(at(0)))
+	sess, pid := ivs.NewSessionID(), ivs.NewParticipantID()
+	const nEvents, nParts = 2000, 800
+	var parts []ivs.Participant
+	update(t, s, func(tx store.Tx) error {
+		for i := range nEvents {
+			e := ivs.Event{StageID: st.ID, SessionID: sess, ParticipantID: pid, Name: ivs.EventSubscribeStarted, Time: at(i / 7),
+				RemoteParticipantID: ivs.ParticipantID(fmt.Sprint(i))}
+			if err := tx.AppendEvent(ctx, &e); err != nil {
+				return err
+			}
+		}
+		for _, tm := range tiedTimes(nParts) {
+			p := newParticipant(st.ID, sess, tm)
+			parts = append(parts, p)
+			if err := tx.PutParticipant(ctx, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	evs := walk(t, 100, nEvents, func(p store.Page) ([]ivs.Event, error) { return s.ListEvents(ctx, st.ID, sess, pid, p) },
+		func(e ivs.Event) store.Cursor { return store.Cursor{Seq: e.Seq} })
+	if len(evs) != nEvents {
+		t.Fatalf("%d events read in pages of 100, want %d", len(evs), nEvents)
+	}
+	for i, e := range evs {
+		if e.Seq != int64(i+1) || e.RemoteParticipantID != ivs.ParticipantID(fmt.Sprint(i)) {
+			t.Fatalf("event %d: Seq %d, remote %q", i, e.Seq, e.RemoteParticipantID)
+		}
+	}
+	for _, after := range []int64{nEvents - 150, nEvents - 100, nEvents - 1} {
+		got := must(s.ListEvents(ctx, st.ID, sess, pid, store.Page{After: &store.Cursor{Seq: after}, Limit: 100})).get(t)
+		if want := min(100, nEvents-int(after)); len(got) != want || got[0].Seq != after+1 {
+			t.Fatalf("page after Seq %d: %d events from Seq %d, want %d from %d", after, len(got), got[0].Seq, want, after+1)
+		}
+	}
+	key := func(p ivs.Participant) (time.Time, string) { return p.FirstJoinTime, string(p.ID) }
+	sortBy(parts, key, true)
+	got := walk(t, 50, nParts, func(p store.Page) ([]ivs.Participant, error) {
+		return s.ListParticipants(ctx, st.ID, sess, store.ParticipantFilter{}, p)
+	}, func(p ivs.Participant) store.Cursor { tm, id := key(p); return store.Cursor{Time: tm, ID: id} })
+	eqList(t, "participants read in pages of 50", got, parts, normParticipant)
+	last := parts[nParts-31]
+	tail := must(s.ListParticipants(ctx, st.ID, sess, store.ParticipantFilter{},
+		store.Page{After: &store.Cursor{Time: last.FirstJoinTime, ID: string(last.ID)}, Limit: 100})).get(t)
+	eqList(t, "the last page of participants", tail, parts[nParts-30:], normParticipant)
 }
