@@ -33,6 +33,9 @@ type Config struct {
 	PageKey []byte
 	Log     *slog.Logger
 	Now     func() time.Time // for SigV4 clock checks; nil = time.Now
+	// Observe, if set, is told of every call: the operation ("" when unknown), the AWS error type ("" on
+	// success) and how long it took (metrics).
+	Observe func(op, errorType string, d time.Duration)
 }
 
 // Handler is the API's http.Handler.
@@ -43,6 +46,7 @@ type Handler struct {
 	pager    pager
 	log      *slog.Logger
 	mux      *http.ServeMux
+	observe  func(op, errorType string, d time.Duration)
 }
 
 // New makes the handler.
@@ -57,6 +61,7 @@ func New(cfg Config) *Handler {
 		pager:    pager{key: cfg.PageKey},
 		log:      cfg.Log,
 		mux:      http.NewServeMux(),
+		observe:  cfg.Observe,
 	}
 	// restJson1 routes of the model: POST /<Operation> for all but the tag operations, whose ARN label
 	// arrives percent-encoded (a '/' as %2F), which ServeMux matches and decodes for PathValue.
@@ -121,6 +126,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, op string, bound
 		awserr.Write(w, ae)
 		log.LogAttrs(ctx, levelFor(ae), "api call failed", slog.String("error_type", string(ae.Type)),
 			slog.String("message", ae.Message), slog.Duration("took", time.Since(start)))
+		if h.observe != nil {
+			h.observe(op, string(ae.Type), time.Since(start))
+		}
 		return
 	}
 	body, err := json.Marshal(out)
@@ -132,6 +140,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, op string, bound
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
 	log.LogAttrs(ctx, slog.LevelDebug, "api call", slog.Duration("took", time.Since(start)))
+	if h.observe != nil {
+		h.observe(op, "", time.Since(start))
+	}
 }
 
 func levelFor(e *awserr.Error) slog.Level {

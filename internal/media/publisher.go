@@ -49,6 +49,7 @@ type Publisher struct {
 	all       chan struct{} // closed when every track the offer announced exists
 	expected  int           // tracks the offer announced
 
+	nsubs     atomic.Int32 // live subscriptions, for the forwarded counters
 	lastPLI   atomic.Int64 // unix nanos of the last keyframe request sent
 	mediaOnce sync.Once
 	closeOnce sync.Once
@@ -155,6 +156,13 @@ func (p *Publisher) forward(remote *webrtc.TrackRemote, local *webrtc.TrackLocal
 		}
 		// Errors here are one subscriber's (a binding closing); the others must still get the packet.
 		_ = local.WriteRTP(&pkt)
+		st := &p.sfu.stats
+		st.ReceivedPackets.Add(1)
+		st.ReceivedBytes.Add(uint64(n))
+		if k := uint64(p.nsubs.Load()); k > 0 {
+			st.ForwardedPackets.Add(k)
+			st.ForwardedBytes.Add(k * uint64(n))
+		}
 	}
 }
 

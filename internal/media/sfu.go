@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/interceptor"
@@ -56,6 +57,31 @@ type SFU struct {
 	pubs   map[pubKey]*Publisher
 	closed bool
 	wg     sync.WaitGroup // forwarding and RTCP loops
+
+	stats Stats
+}
+
+// Stats count what the SFU moved. Forwarded counts one per subscriber a packet was written to.
+type Stats struct {
+	ReceivedPackets, ReceivedBytes   atomic.Uint64
+	ForwardedPackets, ForwardedBytes atomic.Uint64
+}
+
+// Stats returns the SFU's counters (read them with Load).
+func (s *SFU) Stats() *Stats { return &s.stats }
+
+// Counts returns how many publishers and subscriptions are live on this node.
+func (s *SFU) Counts() (publishers, subscribers int) {
+	s.mu.Lock()
+	pubs := make([]*Publisher, 0, len(s.pubs))
+	for _, p := range s.pubs {
+		pubs = append(pubs, p)
+	}
+	s.mu.Unlock()
+	for _, p := range pubs {
+		subscribers += int(p.nsubs.Load())
+	}
+	return len(pubs), subscribers
 }
 
 type pubKey struct {

@@ -74,6 +74,7 @@ func (s *SFU) Subscribe(ctx context.Context, stage ivs.StageID, publisher ivs.Pa
 		default:
 		}
 		pub.subs[sub] = struct{}{}
+		pub.nsubs.Add(1)
 		return nil
 	})
 	if err != nil {
@@ -97,7 +98,10 @@ func (sub *Subscriber) connected() {
 func (sub *Subscriber) Close() {
 	sub.closeOnce.Do(func() {
 		sub.pub.mu.Lock()
-		delete(sub.pub.subs, sub)
+		if _, ok := sub.pub.subs[sub]; ok {
+			delete(sub.pub.subs, sub)
+			sub.pub.nsubs.Add(-1)
+		}
 		sub.pub.mu.Unlock()
 		_ = sub.pc.Close()
 		if sub.hooks.OnClosed != nil {

@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -11,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -26,8 +28,10 @@ import (
 	"github.com/openstage/openstage/internal/events"
 	"github.com/openstage/openstage/internal/ivs"
 	"github.com/openstage/openstage/internal/media"
+	"github.com/openstage/openstage/internal/metrics"
 	"github.com/openstage/openstage/internal/stage"
 	"github.com/openstage/openstage/internal/store"
+	"github.com/openstage/openstage/internal/store/postgres"
 	"github.com/openstage/openstage/internal/store/sqlite"
 	"github.com/openstage/openstage/internal/token"
 	"github.com/openstage/openstage/internal/whip"
@@ -44,6 +48,7 @@ type Server struct {
 	whip    *whip.Handler
 	events  *events.Handler
 	clients *clientinfo.Resolver
+	metrics *metrics.Metrics
 	// RootKey is the API key that may do everything (configured or generated).
 	RootKey   api.Key
 	generated bool
@@ -53,16 +58,9 @@ type Server struct {
 // New opens the store and builds the server. It repairs what an earlier crash left behind before it
 // returns, so the API never shows a participant CONNECTED who is not.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+	// With PostgreSQL the data dir still holds the generated API key.
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server: data dir: %w", err)
-	}
-	key, _, err := token.LoadOrCreateKeyFile(filepath.Join(cfg.DataDir, "token-signing-key.pem"))
-	if err != nil {
-		return nil, fmt.Errorf("server: token signing key: %w", err)
-	}
-	signer, err := token.NewSigner(key, token.KeyIDFor(&key.PublicKey))
-	if err != nil {
-		return nil, err
 	}
 	root, generated, err := rootKey(cfg)
 	if err != nil {
@@ -78,10 +76,22 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		return nil, fmt.Errorf("server: listen: %w", err)
 	}
 	cfg.Listen = ln.Addr().String()
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "openstage.db"))
+	st, err := openStore(ctx, cfg)
 	if err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("server: open store: %w", err)
+	}
+	key, err := signingKey(ctx, st, cfg.DataDir, log)
+	if err != nil {
+		_ = st.Close()
+		_ = ln.Close()
+		return nil, fmt.Errorf("server: token signing key: %w", err)
+	}
+	signer, err := token.NewSigner(key, token.KeyIDFor(&key.PublicKey))
+	if err != nil {
+		_ = st.Close()
+		_ = ln.Close()
+		return nil, err
 	}
 	whip, eventsURL := cfg.Endpoints()
 	domain := stage.New(stage.Config{
@@ -101,14 +111,70 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	// shares that key also accepts the others' nextTokens.
 	m := hmac.New(sha256.New, key.D.Bytes())
 	m.Write([]byte("openstage pagination tokens v1"))
-	h := api.New(api.Config{Domain: domain, Keys: keys, Regions: []string{cfg.Region}, PageKey: m.Sum(nil), Log: log})
 	s := &Server{cfg: cfg, log: log, store: st, domain: domain, RootKey: root, generated: generated, ln: ln}
 	if err := s.mediaPlane(whip); err != nil {
 		_ = s.close(context.Background())
 		return nil, err
 	}
+	h := api.New(api.Config{Domain: domain, Keys: keys, Regions: []string{cfg.Region}, PageKey: m.Sum(nil), Log: log,
+		Observe: s.metrics.ObserveAPI})
 	s.handler = s.routes(h)
 	return s, nil
+}
+
+// openStore opens the store --database names: PostgreSQL for a postgres:// URL (config accepts nothing
+// else), or by default the embedded SQLite file in the data dir.
+func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+	if cfg.Postgres() {
+		return postgres.Open(ctx, cfg.Database)
+	}
+	return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "openstage.db"))
+}
+
+const (
+	// signingKeySecret is the store secret that holds the token signing key (PKCS#8 PEM). It lives in the
+	// store so that every node on a shared database signs and verifies with the same key.
+	signingKeySecret = "token-signing-key"
+	// legacyKeyFile is where the key was kept in the data dir before it moved into the store.
+	legacyKeyFile = "token-signing-key.pem"
+)
+
+// signingKey returns the token signing key from the store, making it on first start. A data dir from before
+// the key moved into the store has it in legacyKeyFile: that key is imported, so the tokens it signed stay
+// valid. When several nodes start at once, the first to store a key wins and all use it.
+func signingKey(ctx context.Context, st store.Store, dataDir string, log *slog.Logger) (*ecdsa.PrivateKey, error) {
+	legacy := filepath.Join(dataDir, legacyKeyFile)
+	imported := false
+	b, err := st.Secret(ctx, signingKeySecret, func() ([]byte, error) {
+		b, err := os.ReadFile(legacy)
+		if errors.Is(err, fs.ErrNotExist) {
+			k, err := token.GenerateKey()
+			if err != nil {
+				return nil, err
+			}
+			return token.MarshalPrivateKeyPEM(k)
+		}
+		if err != nil {
+			return nil, err
+		}
+		k, err := token.ParsePrivateKeyPEM(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", legacy, err)
+		}
+		imported = true
+		return token.MarshalPrivateKeyPEM(k)
+	})
+	if err != nil {
+		return nil, err
+	}
+	key, err := token.ParsePrivateKeyPEM(b)
+	if err != nil {
+		return nil, fmt.Errorf("the stored key: %w", err)
+	}
+	if imported {
+		log.Info("token signing key imported into the store; the data dir's copy is no longer read", "file", legacy)
+	}
+	return key, nil
 }
 
 // mediaPlane builds the SFU and its HTTP transports (WHIP, the events socket).
@@ -126,11 +192,18 @@ func (s *Server) mediaPlane(whipURL string) error {
 	if err != nil {
 		return fmt.Errorf("server: media: %w", err)
 	}
-	s.whip, err = whip.New(whip.Config{Domain: s.domain, SFU: s.sfu, WHIPURL: whipURL, ClientInfo: s.clients.FromRequest, Log: s.log})
+	s.metrics = metrics.New(metrics.Sources{SFU: s.sfu, Live: s.domain.LiveCounts, Stages: func() int {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, _ := s.store.CountStages(ctx)
+		return n
+	}})
+	s.whip, err = whip.New(whip.Config{Domain: s.domain, SFU: s.sfu, WHIPURL: whipURL, ClientInfo: s.clients.FromRequest,
+		OnRejected: s.metrics.Rejected("whip"), Log: s.log})
 	if err != nil {
 		return err
 	}
-	s.events = events.New(events.Config{Domain: s.domain, Log: s.log,
+	s.events = events.New(events.Config{Domain: s.domain, Log: s.log, OnRejected: s.metrics.Rejected("events"),
 		ClientInfo: func(r *http.Request) ivs.ClientInfo { return s.clients.FromRequest(r, ivs.ProtocolUnknown) }})
 	return nil
 }
@@ -145,6 +218,7 @@ func (s *Server) routes(api http.Handler) http.Handler {
 	mux.HandleFunc("POST /{$}", s.whip.Redirect)
 	mux.Handle("GET /events", s.events)
 	mux.Handle("GET /events/{stageId}", s.events)
+	mux.Handle("GET /metrics", s.metrics.Handler())
 	return mux
 }
 
@@ -299,6 +373,9 @@ func (s *Server) banner(out io.Writer, addr net.Addr) {
 	fmt.Fprintf(out, "openstage listening on %s (API, WHIP, events); media on udp %s\n", addr, s.sfu.Addr())
 	fmt.Fprintf(out, "  public URL %s   whip %s   events %s\n", base, whip, events)
 	fmt.Fprintf(out, "  data dir %s   region %s   account %s\n", s.cfg.DataDir, s.cfg.Region, s.cfg.AccountID)
+	if s.cfg.Postgres() {
+		fmt.Fprintf(out, "  store PostgreSQL %s\n", s.cfg.DatabaseRedacted())
+	}
 	if s.generated {
 		fmt.Fprintf(out, "\nAPI key (generated, kept in %s):\n", filepath.Join(s.cfg.DataDir, credentialsFile))
 		fmt.Fprintf(out, "  export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=%s\n",

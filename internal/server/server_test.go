@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"net"
 	"path/filepath"
 	"strings"
@@ -68,6 +69,22 @@ func TestShutdownDisconnectsEveryoneAndLeaksNothing(t *testing.T) {
 			t.Fatal("not publishing")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	// The media and process metrics the load test reads are served.
+	resp, err := http.Get(strings.TrimSuffix(whip, "/whip") + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"openstage_received_packets_total ", "openstage_forwarded_packets_total ", "process_cpu_seconds_total ",
+		"openstage_publishers 1", "openstage_participants_connected 1", "openstage_stages 1"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(string(body), "openstage_received_packets_total 0\n") {
+		t.Error("no packets counted")
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -887,3 +887,27 @@ func (s *Service) notify(id ivs.StageID) {
 		}
 	}
 }
+
+// LiveCounts is what is live on this node now: stages with a session, connected participants, publishers.
+func (s *Service) LiveCounts() (sessions, participants, publishers int) {
+	s.mu.Lock()
+	stages := make([]*liveStage, 0, len(s.live))
+	for _, ls := range s.live {
+		stages = append(stages, ls)
+	}
+	s.mu.Unlock()
+	for _, ls := range stages {
+		ls.mu.Lock()
+		if ls.session != "" {
+			sessions++
+		}
+		participants += len(ls.parts)
+		for _, lp := range ls.parts {
+			if lp.publishing {
+				publishers++
+			}
+		}
+		ls.mu.Unlock()
+	}
+	return sessions, participants, publishers
+}
