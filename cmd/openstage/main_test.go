@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime/types"
+
+	"github.com/openstage/openstage/internal/store/teststore"
 )
 
 // The test binary doubles as the openstage binary: with OPENSTAGE_TEST_MAIN=1 it runs main() with the
@@ -48,9 +51,29 @@ type proc struct {
 
 var listenRE = regexp.MustCompile(`openstage listening on (\S+)`)
 
+// dsns holds the PostgreSQL DSN of each data dir the tests start servers on, so that a restart on the same
+// data dir finds its data again.
+var dsns sync.Map
+
+// storeArgs is the --database flag of a server on dataDir: none (the embedded store in the data dir), or
+// with OPENSTAGE_TEST_DATABASE set, one fresh PostgreSQL schema per data dir.
+func storeArgs(t *testing.T, dataDir string) []string {
+	if !teststore.Postgres() {
+		return nil
+	}
+	dsn, ok := dsns.Load(dataDir)
+	if !ok {
+		dsn, _ = dsns.LoadOrStore(dataDir, teststore.PostgresDSN(t))
+	}
+	return []string{"--database", dsn.(string)}
+}
+
 // start runs `openstage serve` on a free port and waits until it listens.
 func start(t *testing.T, dataDir string, extra ...string) *proc {
 	t.Helper()
+	if !slices.Contains(extra, "--database") {
+		extra = append(storeArgs(t, dataDir), extra...)
+	}
 	args := append([]string{"-test.run=^$", "--", "serve", "--listen", "127.0.0.1:0", "--rtc-udp-port", "0", "--data-dir", dataDir,
 		"--access-key-id", "AKOSTEST", "--secret-access-key", "secret"}, extra...)
 	cmd := exec.Command(os.Args[0], args...)

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -23,7 +22,7 @@ import (
 	"github.com/openstage/openstage/internal/clock"
 	"github.com/openstage/openstage/internal/ivs"
 	"github.com/openstage/openstage/internal/stage"
-	"github.com/openstage/openstage/internal/store/sqlite"
+	"github.com/openstage/openstage/internal/store/teststore"
 	"github.com/openstage/openstage/internal/token"
 )
 
@@ -56,10 +55,7 @@ type opts struct {
 func newHarness(t testing.TB, o opts) *harness {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "api.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := teststore.Open(t) // SQLite, or PostgreSQL when OPENSTAGE_TEST_DATABASE is set
 	key, err := token.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -93,8 +89,7 @@ func newHarness(t testing.TB, o opts) *harness {
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		srv.Close()
-		_ = domain.Shutdown(ctx)
-		_ = st.Close()
+		_ = domain.Shutdown(ctx) // before teststore's cleanup closes the store
 	})
 	hs := &harness{t: t, ctx: ctx, srv: srv, domain: domain, clk: clk}
 	hs.client = hs.clientFor(rootID, rootSecret)

@@ -61,7 +61,7 @@ func Flags(fs *pflag.FlagSet) *Config {
 	fs.StringVar(&c.AccountID, "account-id", "000000000000", "account id in ARNs")
 	fs.StringVar(&c.PublicURL, "public-url", "", "base URL put in tokens and stage endpoints (default http://<listen address>)")
 	fs.StringVar(&c.NATIP, "nat-ip", "", "IP address to announce as the ICE host candidate behind NAT")
-	fs.StringVar(&c.Database, "database", "", "store: empty for the embedded SQLite store, or postgres://...")
+	fs.StringVar(&c.Database, "database", "", "store: empty for the embedded SQLite store in the data dir, or postgres://user:password@host:5432/db for PostgreSQL (several nodes may share it)")
 	fs.StringVar(&c.AccessKeyID, "access-key-id", "", "API access key id (default: generated on first start and kept in the data dir)")
 	fs.StringVar(&c.SecretAccessKey, "secret-access-key", "", "API secret access key")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate file: serve HTTPS and WSS")
@@ -161,8 +161,8 @@ func (c *Config) check() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("config: --tls-cert and --tls-key go together")
 	}
-	if c.Database != "" {
-		return fmt.Errorf("config: --database %q: only the embedded store is available in this version", redact(c.Database))
+	if c.Database != "" && !c.Postgres() {
+		return fmt.Errorf("config: --database %s: want nothing (the embedded SQLite store in --data-dir) or a PostgreSQL URL, postgres://user:password@host:5432/database or postgresql://...", redact(c.Database))
 	}
 	if c.MaxStages < 1 || c.MaxPublicKeys < 0 || c.MaxPublishersPerStage < 1 || c.MaxSubscribersPerStage < 1 {
 		return errors.New("config: quotas must be positive")
@@ -185,10 +185,28 @@ func (c *Config) check() error {
 	return nil
 }
 
+// Postgres reports whether --database selects the PostgreSQL store.
+func (c *Config) Postgres() bool {
+	d := strings.ToLower(c.Database)
+	return strings.HasPrefix(d, "postgres://") || strings.HasPrefix(d, "postgresql://")
+}
+
+// DatabaseRedacted is --database without its password, for messages and logs.
+func (c *Config) DatabaseRedacted() string { return redact(c.Database) }
+
+// redact gives a DSN without its password, which may be in the user info or in a password parameter. What
+// is not a URL is not shown at all: it may be a key=value DSN with a password anywhere in it.
 func redact(dsn string) string {
 	u, err := url.Parse(dsn)
-	if err != nil {
-		return "(unparsable)"
+	if err != nil || u.Scheme == "" || u.Opaque != "" {
+		return "(not shown: not a URL)"
+	}
+	q := u.Query()
+	for _, k := range []string{"password", "sslpassword"} {
+		if q.Has(k) {
+			q.Set(k, "xxxxx")
+			u.RawQuery = q.Encode()
+		}
 	}
 	return u.Redacted()
 }

@@ -51,6 +51,19 @@ func TestResolvePrecedence(t *testing.T) {
 				t.Fatalf("%+v", c)
 			}
 		}},
+		{"postgres", nil, map[string]string{"OPENSTAGE_DATABASE": "PostgreSQL://u:pw@db:5432/openstage?sslmode=disable&password=pw"}, func(t *testing.T, c *Config) {
+			if !c.Postgres() {
+				t.Fatalf("--database %s does not select PostgreSQL", c.DatabaseRedacted())
+			}
+			if r := c.DatabaseRedacted(); strings.Contains(r, "pw") || !strings.Contains(r, "db:5432/openstage") {
+				t.Fatalf("redacted DSN %s", r)
+			}
+		}},
+		{"embedded", nil, nil, func(t *testing.T, c *Config) {
+			if c.Postgres() || c.Database != "" {
+				t.Fatalf("the default store is not the embedded one: %q", c.Database)
+			}
+		}},
 		{"public url", []string{"--public-url", "https://stage.example.com/"}, nil, func(t *testing.T, c *Config) {
 			if w, e := c.Endpoints(); w != "https://stage.example.com/whip" || e != "wss://stage.example.com/events" {
 				t.Fatalf("endpoints %s %s", w, e)
@@ -87,7 +100,10 @@ func TestResolveRejects(t *testing.T) {
 		{[]string{"--config", bad}, nil, "unknown setting"},
 		{nil, map[string]string{"OPENSTAGE_MAX_STAGES": "lots"}, "OPENSTAGE_MAX_STAGES"},
 		{[]string{"--max-stages", "0"}, nil, "quotas"},
-		{[]string{"--database", "postgres://u:pw@h/db"}, nil, "embedded"},
+		{[]string{"--database", "mysql://u:pw@h/db"}, nil, "postgres://"},
+		{[]string{"--database", "host=h password=pw"}, nil, "postgresql://"},
+		{[]string{"--database", "h:5432/db?password=pw"}, nil, "postgresql://"},
+		{nil, map[string]string{"OPENSTAGE_DATABASE": "sqlite://u:pw@h/db?password=pw&sslpassword=pw"}, "want nothing"},
 	}
 	for _, tc := range cases {
 		fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
@@ -99,7 +115,7 @@ func TestResolveRejects(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Fatalf("%v %v: got %v, want %q", tc.args, tc.env, err, tc.want)
 		}
-		if strings.Contains(err.Error(), ":pw@") {
+		if strings.Contains(err.Error(), "pw") {
 			t.Fatalf("password in error: %v", err)
 		}
 	}

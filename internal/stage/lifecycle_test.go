@@ -3,7 +3,6 @@ package stage_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -15,7 +14,7 @@ import (
 	"github.com/openstage/openstage/internal/ivs"
 	"github.com/openstage/openstage/internal/stage"
 	"github.com/openstage/openstage/internal/store"
-	"github.com/openstage/openstage/internal/store/sqlite"
+	"github.com/openstage/openstage/internal/store/teststore"
 	"github.com/openstage/openstage/internal/token"
 )
 
@@ -70,16 +69,11 @@ var testSigner = func() *token.Signer {
 func newEnv(t *testing.T, q stage.Quotas) *env {
 	t.Helper()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "s.db")
-	st, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := teststore.Open(t) // SQLite, or PostgreSQL when OPENSTAGE_TEST_DATABASE is set
 	e := &env{t: t, ctx: ctx, st: st, clk: clock.NewFake(t0), kicks: &kicks{}}
 	e.svc = e.service(st)
 	t.Cleanup(func() {
-		_ = e.svc.Shutdown(ctx)
-		_ = st.Close()
+		_ = e.svc.Shutdown(ctx) // before teststore's cleanup closes the store
 	})
 	if q != (stage.Quotas{}) {
 		e.svc = stage.New(e.config(q), st, e.clk, testSigner, nil)

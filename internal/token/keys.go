@@ -13,9 +13,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 )
 
@@ -101,76 +98,6 @@ func ParsePrivateKeyPEM(b []byte) (*ecdsa.PrivateKey, error) {
 		return nil, fmt.Errorf("token: private key is on curve %s; only P-384 is supported", curveName(&key.PublicKey))
 	}
 	return key, nil
-}
-
-// LoadOrCreateKeyFile reads a PEM private key at path or, if the file does not exist, generates one and writes it
-// with mode 0600 (atomically: temp file + fsync + rename + directory fsync). created reports which. An existing
-// file that cannot be parsed is an error; it is never overwritten.
-func LoadOrCreateKeyFile(path string) (key *ecdsa.PrivateKey, created bool, err error) {
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		key, err = ParsePrivateKeyPEM(b)
-		if err != nil {
-			return nil, false, fmt.Errorf("token: key file %s: %w", path, err)
-		}
-		return key, false, nil
-	case !errors.Is(err, fs.ErrNotExist):
-		return nil, false, fmt.Errorf("token: reading key file: %w", err)
-	}
-
-	key, err = GenerateKey()
-	if err != nil {
-		return nil, false, fmt.Errorf("token: generating key: %w", err)
-	}
-	pemBytes, err := MarshalPrivateKeyPEM(key)
-	if err != nil {
-		return nil, false, err
-	}
-	if err := writeFileAtomic(path, pemBytes, 0o600); err != nil {
-		return nil, false, fmt.Errorf("token: writing key file: %w", err)
-	}
-	return key, true, nil
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err = f.Chmod(mode); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	// Make the rename durable. Some platforms/filesystems cannot fsync a directory; the file itself is
-	// already complete on disk, so that is not treated as a failure.
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
-	return nil
 }
 
 // KeyIDFor gives a stable key id for the server key: "openstage:" + the first 16 hex digits of the SHA-256 of the

@@ -9,92 +9,10 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 )
-
-func TestLoadOrCreateKeyFile(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "sub", "signing-key.pem")
-
-	k1, created, err := LoadOrCreateKeyFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !created {
-		t.Error("first call: created = false")
-	}
-	if k1.Curve != elliptic.P384() {
-		t.Errorf("curve %s", k1.Curve.Params().Name)
-	}
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if perm := st.Mode().Perm(); perm != 0o600 {
-		t.Errorf("mode %o, want 600", perm)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.HasPrefix(b, []byte("-----BEGIN PRIVATE KEY-----\n")) {
-		t.Errorf("file is not a PKCS#8 PEM: %.40q", b)
-	}
-	entries, err := os.ReadDir(filepath.Dir(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) != 1 {
-		t.Errorf("temp files left behind: %v", entries)
-	}
-
-	k2, created, err := LoadOrCreateKeyFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if created {
-		t.Error("second call: created = true")
-	}
-	if !k1.Equal(k2) {
-		t.Error("reloaded key differs")
-	}
-	if KeyIDFor(&k1.PublicKey) != KeyIDFor(&k2.PublicKey) {
-		t.Error("key id not stable across reload")
-	}
-}
-
-func TestLoadOrCreateKeyFileErrors(t *testing.T) {
-	dir := t.TempDir()
-
-	corrupt := filepath.Join(dir, "corrupt.pem")
-	if err := os.WriteFile(corrupt, []byte("not a key"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := LoadOrCreateKeyFile(corrupt); err == nil {
-		t.Error("corrupt file accepted")
-	}
-	if b, _ := os.ReadFile(corrupt); string(b) != "not a key" {
-		t.Error("corrupt file was overwritten")
-	}
-
-	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	der, _ := x509.MarshalPKCS8PrivateKey(p256)
-	wrongCurve := filepath.Join(dir, "p256.pem")
-	if err := os.WriteFile(wrongCurve, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := LoadOrCreateKeyFile(wrongCurve); err == nil {
-		t.Error("P-256 key file accepted")
-	}
-
-	if _, _, err := LoadOrCreateKeyFile(dir); err == nil {
-		t.Error("a directory accepted as key file")
-	}
-}
 
 func TestPrivateKeyPEM(t *testing.T) {
 	k, err := GenerateKey()

@@ -55,6 +55,31 @@ func Open(t testing.TB) store.Store {
 	return s
 }
 
+// OpenPair returns two handles on one fresh, empty database, as two openstage processes sharing it have:
+// two Opens of one SQLite file by default, of one PostgreSQL schema when OPENSTAGE_TEST_DATABASE is set.
+// Both close when t ends.
+func OpenPair(t testing.TB) (store.Store, store.Store) {
+	t.Helper()
+	if Postgres() {
+		dsn := PostgresDSN(t)
+		return OpenPostgres(t, dsn), OpenPostgres(t, dsn)
+	}
+	path := filepath.Join(t.TempDir(), "openstage.db")
+	open := func() store.Store {
+		s, err := sqlite.Open(context.Background(), path)
+		if err != nil {
+			t.Fatalf("teststore: %v", err)
+		}
+		t.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				t.Errorf("teststore: close: %v", err)
+			}
+		})
+		return s
+	}
+	return open(), open()
+}
+
 // OpenPostgres opens a PostgreSQL store on dsn, closed when t ends. Opening a DSN that PostgresDSN returned
 // twice gives two handles on one database, as two openstage nodes would have.
 func OpenPostgres(t testing.TB, dsn string, opts ...postgres.Option) *postgres.Store {
