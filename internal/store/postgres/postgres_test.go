@@ -22,23 +22,16 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// TestConformance runs the suite once, with the default options: its biggest retention test crosses the
+// default delete batch, and TestConformanceShared runs the retention job with a small one.
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store {
-		// A small delete batch, so that the suite's retention tests cross many batches.
-		return teststore.OpenPostgres(t, teststore.PostgresDSN(t), postgres.WithDeleteBatch(97))
-	})
-}
-
-func TestConformanceDefaultOptions(t *testing.T) {
-	if testing.Short() {
-		t.Skip("short")
-	}
 	storetest.Run(t, func(t *testing.T) store.Store {
 		return teststore.OpenPostgres(t, teststore.PostgresDSN(t))
 	})
 }
 
-// TestConformanceShared: two Stores on one schema, as two nodes on one database.
+// TestConformanceShared: two Stores on one schema, as two nodes on one database, each purging in small
+// batches.
 func TestConformanceShared(t *testing.T) {
 	storetest.RunShared(t, func(t *testing.T) (store.Store, store.Store) {
 		dsn := teststore.PostgresDSN(t)
