@@ -1,7 +1,7 @@
 // Package store defines what openstage keeps and how it is read back: the Store interface the stage domain
 // calls, and the errors every implementation returns. Implementations live in subpackages: sqlite (embedded,
-// one process) and postgres (shared by several openstage nodes). storetest is the conformance suite they all
-// pass; teststore opens the store the tests of other packages run on.
+// a file in the data dir) and postgres (shared by several openstage nodes). storetest is the conformance
+// suite they all pass; teststore opens the store the tests of other packages run on.
 package store
 
 import (

@@ -11,6 +11,9 @@
 //     connections are read-only, so a transaction's fn that reads through the Store never waits for a
 //     connection that another transaction holds.
 //   - Migrations run at Open under an advisory lock, so nodes starting together apply each exactly once.
+//   - Update never retries fn. Nothing here needs SERIALIZABLE's retries, but two nodes that append events
+//     for the same participants in different orders can deadlock; PostgreSQL then fails one transaction and
+//     its caller gets the error, as for any other failed write.
 //
 // Times are BIGINT unix nanoseconds in UTC, as in SQLite; the zero time.Time is stored as 0, and times outside
 // the years 1678–2262 are rejected.
