@@ -52,6 +52,7 @@ type Publisher struct {
 	nsubs     atomic.Int32 // live subscriptions, for the forwarded counters
 	lastPLI   atomic.Int64 // unix nanos of the last keyframe request sent
 	mediaOnce sync.Once
+	violation sync.Once // the first violation is reported; the stream is closing after it
 	closeOnce sync.Once
 	done      chan struct{}
 }
@@ -59,6 +60,9 @@ type Publisher struct {
 // Publish negotiates a publisher from its offer and returns the answer. A participant publishes once per
 // stage: an older publisher of the same participant is closed (its replacement is the newer connection).
 func (s *SFU) Publish(ctx context.Context, stage ivs.StageID, id ivs.ParticipantID, offer string, hooks PublishHooks) (*Publisher, string, error) {
+	if !sendsMedia(offer) {
+		return nil, "", fmt.Errorf("%w: a publish offer must send media (no m-line is sendonly or sendrecv)", ErrBadOffer)
+	}
 	pc, err := s.pubAPI.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, "", fmt.Errorf("media: new peer connection: %w", err)
@@ -147,10 +151,12 @@ func (p *Publisher) forward(remote *webrtc.TrackRemote, local *webrtc.TrackLocal
 		}
 		if p.hooks.Inspector != nil {
 			if code, msg := p.hooks.Inspector.Inspect(kind, codec, &pkt, time.Now()); code != "" {
-				if p.hooks.OnViolation != nil {
-					p.hooks.OnViolation(code, msg)
-				}
-				go p.Close()
+				p.violation.Do(func() {
+					if p.hooks.OnViolation != nil {
+						p.hooks.OnViolation(code, msg)
+					}
+					go p.Close()
+				})
 				return
 			}
 		}
@@ -267,4 +273,27 @@ func announcedTracks(offer string) int {
 		n = 1
 	}
 	return n
+}
+
+// sendsMedia reports whether an offer has a media section that sends (sendrecv, the default, or sendonly).
+func sendsMedia(offer string) bool {
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(offer); err != nil {
+		return true // let pion report what is wrong with it
+	}
+	for _, m := range d.MediaDescriptions {
+		if m.MediaName.Port.Value == 0 {
+			continue
+		}
+		send := true
+		for _, a := range m.Attributes {
+			if a.Key == "recvonly" || a.Key == "inactive" {
+				send = false
+			}
+		}
+		if send {
+			return true
+		}
+	}
+	return false
 }
