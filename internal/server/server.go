@@ -25,6 +25,7 @@ import (
 	"github.com/openstage/openstage/internal/clientinfo"
 	"github.com/openstage/openstage/internal/clock"
 	"github.com/openstage/openstage/internal/config"
+	"github.com/openstage/openstage/internal/console"
 	"github.com/openstage/openstage/internal/events"
 	"github.com/openstage/openstage/internal/ivs"
 	"github.com/openstage/openstage/internal/media"
@@ -219,6 +220,7 @@ func (s *Server) routes(api http.Handler) http.Handler {
 	mux.Handle("GET /events", s.events)
 	mux.Handle("GET /events/{stageId}", s.events)
 	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.Handle(console.Prefix, console.Handler()) // the join page and the browser client
 	return mux
 }
 

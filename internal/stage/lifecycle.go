@@ -38,6 +38,7 @@ type liveParticipant struct {
 	publishing bool
 	media      MediaState
 	subs       map[ivs.ParticipantID]struct{} // publishers it subscribes to
+	client     ivs.ClientInfo                 // what its stored record says of its client
 }
 
 // ConnKind is what a connection is for. A token holds at most one connection of each kind (one per
@@ -191,6 +192,7 @@ func (s *Service) Join(ctx context.Context, req JoinRequest) (*Presence, error) 
 		}
 		pr.Session = ls.session
 		lp.conns[pr] = struct{}{}
+		s.learnClient(ctx, ls, pid, lp, req.Client)
 		return pr, nil
 	}
 	if n := len(ls.parts); n >= s.cfg.Quotas.SubscribersPerStage {
@@ -201,6 +203,7 @@ func (s *Service) Join(ctx context.Context, req JoinRequest) (*Presence, error) 
 	}
 
 	var session ivs.SessionID
+	var client ivs.ClientInfo
 	err = s.store.Update(ctx, func(tx store.Tx) error {
 		st, err := tx.LockStage(ctx, stageID)
 		if err != nil {
@@ -209,7 +212,8 @@ func (s *Service) Join(ctx context.Context, req JoinRequest) (*Presence, error) 
 		if session, err = s.ensureSession(ctx, tx, st); err != nil {
 			return err
 		}
-		return s.joinParticipant(ctx, tx, stageID, session, pid, req)
+		client, err = s.joinParticipant(ctx, tx, stageID, session, pid, req)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -226,9 +230,61 @@ func (s *Service) Join(ctx context.Context, req JoinRequest) (*Presence, error) 
 		userID:     req.Claims.UserID,
 		attributes: nonNil(req.Claims.Attributes),
 		subs:       map[ivs.ParticipantID]struct{}{},
+		client:     client,
 	}
 	s.notify(stageID)
 	return pr, nil
+}
+
+// fillClient completes what is known of a participant's client with what a later connection tells. The
+// IVS web SDK, and openstage's own browser client, connect the events socket first, and a browser can put
+// no header on a WebSocket: their sdkVersion (X-Stages-SDK) and their protocol (WHIP) only come with the
+// first publish or subscribe (reference/ivs-web-sdk-protocol.md §4, "fill the field in late"). Known values
+// are never replaced: one participant is one client. It reports whether anything was added.
+func fillClient(have, more ivs.ClientInfo) (ivs.ClientInfo, bool) {
+	out := have
+	for _, f := range []struct {
+		dst *string
+		v   string
+	}{
+		{&out.ISPName, more.ISPName}, {&out.OSName, more.OSName}, {&out.OSVersion, more.OSVersion},
+		{&out.BrowserName, more.BrowserName}, {&out.BrowserVersion, more.BrowserVersion}, {&out.SDKVersion, more.SDKVersion},
+	} {
+		if *f.dst == "" {
+			*f.dst = f.v
+		}
+	}
+	if (out.Protocol == "" || out.Protocol == ivs.ProtocolUnknown) && more.Protocol != "" {
+		out.Protocol = more.Protocol
+	}
+	if out.Protocol == "" {
+		out.Protocol = ivs.ProtocolUnknown
+	}
+	return out, out != have
+}
+
+// learnClient records what a further connection of a live participant adds to its client info. A failure
+// to store it costs only those fields, not the connection, so it is logged and the join goes on. Caller
+// holds ls.mu.
+func (s *Service) learnClient(ctx context.Context, ls *liveStage, pid ivs.ParticipantID, lp *liveParticipant, more ivs.ClientInfo) {
+	merged, changed := fillClient(lp.client, more)
+	if !changed {
+		return
+	}
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		p, err := tx.GetParticipant(ctx, ls.id, ls.session, pid)
+		if err != nil {
+			return err
+		}
+		p.Client, _ = fillClient(p.Client, more)
+		merged = p.Client
+		return tx.PutParticipant(ctx, p)
+	})
+	if err != nil {
+		s.log.WarnContext(ctx, "stage: record client info", "stage", ls.id, "participant", pid, "err", err)
+		return
+	}
+	lp.client = merged
 }
 
 // ensureSession returns the stage's active session, starting one when there is none.
@@ -248,27 +304,26 @@ func (s *Service) ensureSession(ctx context.Context, tx store.Tx, st ivs.Stage) 
 }
 
 // joinParticipant makes or reuses the participant record and appends JOINED. firstJoinTime is set once;
-// published stays as it was (it is sticky for the session).
-func (s *Service) joinParticipant(ctx context.Context, tx store.Tx, stageID ivs.StageID, session ivs.SessionID, pid ivs.ParticipantID, req JoinRequest) error {
+// published stays as it was (it is sticky for the session); the client info is completed (fillClient). It
+// returns the client info recorded.
+func (s *Service) joinParticipant(ctx context.Context, tx store.Tx, stageID ivs.StageID, session ivs.SessionID, pid ivs.ParticipantID, req JoinRequest) (ivs.ClientInfo, error) {
 	now := s.now()
 	p, err := tx.GetParticipant(ctx, stageID, session, pid)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		p = ivs.Participant{
 			StageID: stageID, SessionID: session, ID: pid, UserID: req.Claims.UserID,
-			FirstJoinTime: now, Attributes: nonNil(req.Claims.Attributes), Client: req.Client,
-		}
-		if p.Client.Protocol == "" {
-			p.Client.Protocol = ivs.ProtocolUnknown
+			FirstJoinTime: now, Attributes: nonNil(req.Claims.Attributes),
 		}
 	case err != nil:
-		return err
+		return ivs.ClientInfo{}, err
 	}
+	p.Client, _ = fillClient(p.Client, req.Client)
 	p.State = ivs.StateConnected
 	if err := tx.PutParticipant(ctx, p); err != nil {
-		return err
+		return ivs.ClientInfo{}, err
 	}
-	return tx.AppendEvent(ctx, &ivs.Event{StageID: stageID, SessionID: session, ParticipantID: pid, Name: ivs.EventJoined, Time: now})
+	return p.Client, tx.AppendEvent(ctx, &ivs.Event{StageID: stageID, SessionID: session, ParticipantID: pid, Name: ivs.EventJoined, Time: now})
 }
 
 // recordRefusal records an error event for a participant who is not (or no longer) connected, creating
