@@ -29,6 +29,7 @@ import (
 	"github.com/openstage/openstage/internal/events"
 	"github.com/openstage/openstage/internal/ivs"
 	"github.com/openstage/openstage/internal/media"
+	"github.com/openstage/openstage/internal/media/policy"
 	"github.com/openstage/openstage/internal/metrics"
 	"github.com/openstage/openstage/internal/stage"
 	"github.com/openstage/openstage/internal/store"
@@ -184,12 +185,12 @@ func (s *Server) mediaPlane(whipURL string) error {
 	if s.clients, err = clientinfo.New(s.cfg.GeoIPDB); err != nil {
 		return fmt.Errorf("server: --geoip-db: %w", err)
 	}
-	var codecs []string
-	if s.cfg.MediaPolicy == "ivs" {
-		codecs = []string{"video/H264"} // the answer picks H.264 whatever the offer lists first
+	pol, err := policy.ByName(s.cfg.MediaPolicy)
+	if err != nil {
+		return fmt.Errorf("server: --media-policy: %w", err)
 	}
 	s.sfu, err = media.New(media.Config{UDPAddr: s.cfg.UDPAddr(), NATIP: s.cfg.NATIP, IncludeLoopback: s.cfg.Loopback(),
-		PublishCodecs: codecs, Log: s.log})
+		PublishCodecs: pol.AllowedVideo, Log: s.log}) // the answer picks from these, whatever the offer lists first
 	if err != nil {
 		return fmt.Errorf("server: media: %w", err)
 	}
@@ -200,6 +201,7 @@ func (s *Server) mediaPlane(whipURL string) error {
 		return n
 	}})
 	s.whip, err = whip.New(whip.Config{Domain: s.domain, SFU: s.sfu, WHIPURL: whipURL, ClientInfo: s.clients.FromRequest,
+		CheckOffer: pol.VetOffer, Inspector: func() media.Inspector { return policy.NewStreamInspector(pol) },
 		OnRejected: s.metrics.Rejected("whip"), Log: s.log})
 	if err != nil {
 		return err
