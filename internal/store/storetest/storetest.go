@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // each test has a store of its own; a networked one waits more than it computes
 			tc.fn(t, open(t))
 		})
 	}
@@ -84,6 +85,7 @@ func RunShared(t *testing.T, open func(t *testing.T) (store.Store, store.Store))
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			a, b := open(t)
 			tc.fn(t, []store.Store{a, b})
 		})
