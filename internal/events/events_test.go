@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -23,7 +22,7 @@ import (
 	"github.com/openstage/openstage/internal/ivs"
 	"github.com/openstage/openstage/internal/stage"
 	"github.com/openstage/openstage/internal/store"
-	"github.com/openstage/openstage/internal/store/sqlite"
+	"github.com/openstage/openstage/internal/store/teststore"
 	"github.com/openstage/openstage/internal/token"
 )
 
@@ -67,10 +66,7 @@ type envOpts struct {
 func newEnv(t *testing.T, o envOpts) *env {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := teststore.Open(t) // SQLite, or PostgreSQL when OPENSTAGE_TEST_DATABASE is set
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if os.Getenv("EVENTS_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -104,7 +100,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	e.srv = httptest.NewServer(handler)
 	e.client = &http.Client{Transport: &http.Transport{}}
 	// Cleanups run last-registered first: sockets (registered by dial), handler, server, domain, store.
-	t.Cleanup(func() { _ = st.Close() })
+
 	t.Cleanup(func() { _ = e.svc.Shutdown(ctx) })
 	t.Cleanup(func() { e.srv.Close(); e.client.CloseIdleConnections() })
 	t.Cleanup(e.h.Close)
