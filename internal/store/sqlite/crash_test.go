@@ -39,6 +39,9 @@ func crashChild() int {
 		fmt.Fprintln(os.Stderr, "open:", err)
 		return 2
 	}
+	if w, _ := strconv.Atoi(os.Getenv(crashWritersEnv)); w > 0 {
+		return crashChildGroup(s, w)
+	}
 	out := bufio.NewWriter(os.Stdout)
 	err = s.Update(ctx, func(tx store.Tx) error {
 		return tx.InsertStage(ctx, ivs.Stage{ID: crashStage, Name: "crash", CreatedAt: time.Now()})

@@ -47,6 +47,7 @@ const (
 	qInsertSession
 	qUpdateSession
 	qPutParticipant
+	qLastSeq
 	qAppendEvent
 	qInsertPublicKey
 	qDeletePublicKey
@@ -59,6 +60,10 @@ const (
 	qDeleteSessionParticipants
 	qDeleteSession
 	qInsertSecret
+	qSavepoint
+	qReleaseSavepoint
+	qRollbackToSavepoint
+	qDataVersion
 
 	numStmts
 	firstWrite = qInsertStage
@@ -144,12 +149,12 @@ func init() {
 			attributes = excluded.attributes, published = excluded.published, isp_name = excluded.isp_name,
 			os_name = excluded.os_name, os_version = excluded.os_version, browser_name = excluded.browser_name,
 			browser_version = excluded.browser_version, sdk_version = excluded.sdk_version, protocol = excluded.protocol`
-	// One statement: the next Seq is read from the primary key (a b-tree seek to the participant's last
-	// event) and written under the transaction's write lock, so concurrent appenders cannot collide.
-	q[qAppendEvent] = `INSERT INTO events (` + eventCols + `)
-		SELECT ?, ?, ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ? FROM events
-		WHERE stage_id = ? AND session_id = ? AND participant_id = ?
-		RETURNING seq`
+	// The next Seq is the participant's last plus one: a b-tree seek to its last event, then a plain insert.
+	// Both run inside the write transaction, which holds SQLite's write lock, so no other writer can
+	// take the same Seq. (One INSERT ... SELECT MAX(seq) ... RETURNING costs more: SQLite runs an
+	// INSERT that reads its own table, and a RETURNING, through temporary tables.)
+	q[qLastSeq] = `SELECT COALESCE(MAX(seq), 0) FROM events WHERE stage_id = ? AND session_id = ? AND participant_id = ?`
+	q[qAppendEvent] = `INSERT INTO events (` + eventCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 
 	q[qInsertPublicKey] = `INSERT INTO public_keys (` + keyCols + `) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
 	q[qDeletePublicKey] = `DELETE FROM public_keys WHERE id = ?`
@@ -166,6 +171,12 @@ func init() {
 		SELECT stage_id, session_id, id FROM participants WHERE stage_id = ? AND session_id = ? LIMIT ?)`
 	q[qDeleteSession] = `DELETE FROM sessions WHERE stage_id = ? AND id = ? AND end_time < ? AND end_time <> 0`
 	q[qInsertSecret] = `INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING`
+	// Each fn of a shared transaction but the first runs in this savepoint (group.go).
+	q[qSavepoint] = `SAVEPOINT fn`
+	q[qReleaseSavepoint] = `RELEASE fn`
+	q[qRollbackToSavepoint] = `ROLLBACK TO fn`
+	// Changes when another connection commits (seqcache.go).
+	q[qDataVersion] = `PRAGMA data_version`
 
 	for i, s := range q {
 		if s == "" {

@@ -11,23 +11,30 @@ import (
 	"github.com/openstage/openstage/internal/store"
 )
 
-// stmter hands out prepared statements: the read pool's, or a write transaction's.
+// stmter hands out prepared statements: the read pool's, or a write transaction's. detach gives the context
+// the statements run with.
 type stmter interface {
 	stmt(ctx context.Context, id stmtID) *sql.Stmt
+	detach(ctx context.Context) context.Context
 }
 
 type poolStmts struct{ stmts *[numStmts]*sql.Stmt }
 
 func (p poolStmts) stmt(_ context.Context, id stmtID) *sql.Stmt { return p.stmts[id] }
 
+// detach: a read outside a transaction may be interrupted when its caller gives up.
+func (poolStmts) detach(ctx context.Context) context.Context { return ctx }
+
 // reads implements store.Reader over a stmter; Store and tx embed it.
 type reads struct{ q stmter }
 
 func (r reads) query(ctx context.Context, id stmtID, args ...any) (*sql.Rows, error) {
+	ctx = r.q.detach(ctx)
 	return r.q.stmt(ctx, id).QueryContext(ctx, args...)
 }
 
 func (r reads) queryRow(ctx context.Context, id stmtID, args ...any) *sql.Row {
+	ctx = r.q.detach(ctx)
 	return r.q.stmt(ctx, id).QueryRowContext(ctx, args...)
 }
 

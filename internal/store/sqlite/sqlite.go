@@ -78,6 +78,7 @@ func withMigrations(fsys fs.FS) Option { return func(c *config) { c.migrations =
 // Store is the SQLite implementation of store.Store. It is safe for concurrent use.
 type Store struct {
 	reads // reads outside a transaction, on the read pool
+	groupState
 
 	path   string
 	w      *sql.DB // writer pool: one connection, BEGIN IMMEDIATE
@@ -118,6 +119,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 
 	s := &Store{path: abs, cfg: cfg}
+	s.wlock = make(chan struct{}, 1)
 	ok := false
 	defer func() {
 		if !ok {
@@ -224,35 +226,15 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	return v, nil
 }
 
-// Update runs fn in one write transaction: it commits when fn returns nil and rolls back when fn returns an
-// error or panics (the panic then continues). Write transactions run one at a time; fn must not call Update
-// itself (it would wait for its own connection). Reads through the Store inside fn do not see fn's writes; reads
-// through the Tx do.
+// Update runs fn in a write transaction: its writes are committed when fn returns nil and rolled back when fn
+// returns an error or panics (the panic then continues). fns run one at a time; concurrent callers share a
+// transaction and its commit (group commit, see group.go), and each is answered only once that commit is
+// durable. fn must not call Update itself (it would wait for itself). Reads through the Store inside fn do not
+// see fn's writes; reads through the Tx do, and also see the writes of the fns before it in the transaction.
+// Statements inside fn run to completion even if ctx is cancelled meanwhile: interrupting one would make
+// SQLite roll back the whole shared transaction.
 func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	return s.update(ctx, func(t *tx) error { return fn(t) })
-}
-
-func (s *Store) update(ctx context.Context, fn func(*tx) error) error {
-	sqlTx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("sqlite: begin: %w", err)
-	}
-	t := &tx{s: s, tx: sqlTx}
-	t.reads = reads{q: t}
-	done := false
-	defer func() {
-		if !done { // fn failed or panicked: nothing it wrote lands
-			_ = sqlTx.Rollback()
-		}
-	}()
-	if err := fn(t); err != nil {
-		return err
-	}
-	done = true
-	if err := sqlTx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: commit: %w", err)
-	}
-	return nil
 }
 
 // DeleteEndedBefore deletes the sessions whose end time is set and before t, with their participants and
@@ -288,6 +270,7 @@ func (s *Store) DeleteEndedBefore(ctx context.Context, t time.Time) (int, error)
 			}
 			budget := int64(s.cfg.deleteBatch)
 			for _, ss := range ended {
+				t.s.seqs.clear() // the session's events go (seqcache.go)
 				n, err := t.exec(ctx, qDeleteSessionEvents, ss.StageID, ss.ID, budget)
 				if err != nil {
 					return err
@@ -354,10 +337,13 @@ func (s *Store) Secret(ctx context.Context, name string, create func() ([]byte, 
 	return v, nil
 }
 
-// Close closes both pools. The writer checkpoints the WAL into the database file first, so a cleanly closed
+// Close waits for the writer, closes both pools and fails later Updates. The writer checkpoints the WAL into the database file first, so a cleanly closed
 // database is a single file. Close is idempotent.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() { s.closeErr = s.closePools() })
+	s.closeOnce.Do(func() {
+		s.closeWriter()
+		s.closeErr = s.closePools()
+	})
 	return s.closeErr
 }
 

@@ -10,12 +10,14 @@ import (
 	"github.com/openstage/openstage/internal/store"
 )
 
-// tx is one write transaction on the writer connection. Its reads see its own writes.
+// tx is one write transaction on the writer connection, shared by the fns of a group (group.go). Its reads
+// see its own writes.
 type tx struct {
 	reads
-	s     *Store
-	tx    *sql.Tx
-	stmts [numStmts]*sql.Stmt
+	s       *Store
+	tx      *sql.Tx
+	stmts   [numStmts]*sql.Stmt
+	touched []seqKey // sequence hints the running fn set (seqcache.go)
 }
 
 var _ store.Tx = (*tx)(nil)
@@ -26,14 +28,19 @@ var _ store.Tx = (*tx)(nil)
 func (t *tx) stmt(ctx context.Context, id stmtID) *sql.Stmt {
 	st := t.stmts[id]
 	if st == nil {
-		st = t.tx.StmtContext(ctx, t.s.wstmts[id])
+		st = t.tx.StmtContext(t.detach(ctx), t.s.wstmts[id])
 		t.stmts[id] = st
 	}
 	return st
 }
 
+// detach keeps the caller's values but not its cancellation: a cancelled statement in a write transaction
+// makes SQLite roll the whole transaction back (sqlite3_interrupt), the other callers' writes with it.
+func (t *tx) detach(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
 // exec runs a write statement and returns the number of rows it changed.
 func (t *tx) exec(ctx context.Context, id stmtID, args ...any) (int64, error) {
+	ctx = t.detach(ctx)
 	res, err := t.stmt(ctx, id).ExecContext(ctx, args...)
 	if err != nil {
 		return 0, err
@@ -81,6 +88,7 @@ func (t *tx) DeleteStage(ctx context.Context, id ivs.StageID) error {
 	if n == 0 {
 		return fmt.Errorf("sqlite: delete stage %s: %w", id, store.ErrNotFound)
 	}
+	t.s.seqs.clear() // its events go
 	for _, q := range []stmtID{qDeleteStageEvents, qDeleteStageParticipants, qDeleteStageSessions, qDeleteStageRevocations} {
 		if _, err := t.exec(ctx, q, id); err != nil {
 			return fmt.Errorf("sqlite: delete stage %s: %w", id, err)
@@ -150,16 +158,45 @@ func (t *tx) AppendEvent(ctx context.Context, e *ivs.Event) error {
 	if err != nil {
 		return err
 	}
-	var seq int64
-	err = t.stmt(ctx, qAppendEvent).QueryRowContext(ctx,
-		string(e.StageID), string(e.SessionID), string(e.ParticipantID), string(e.Name), at,
-		string(e.RemoteParticipantID), string(e.ErrorCode),
-		string(e.StageID), string(e.SessionID), string(e.ParticipantID)).Scan(&seq)
-	if err != nil {
+	ctx = t.detach(ctx)
+	k := seqKey{e.StageID, e.SessionID, e.ParticipantID}
+	seq := int64(0)
+	if last, ok := t.s.seqs.get(k); ok {
+		seq = last + 1
+		err := t.insertEvent(ctx, e, seq, at)
+		if err == nil {
+			t.hint(k, seq)
+			e.Seq = seq
+			return nil
+		}
+		if !isPrimaryKeyConflict(err) {
+			return fmt.Errorf("sqlite: append event %s/%s/%s: %w", e.StageID, e.SessionID, e.ParticipantID, err)
+		}
+		delete(t.s.seqs.m, k) // a stale hint: read the real last Seq
+	}
+	var last int64
+	if err := t.stmt(ctx, qLastSeq).QueryRowContext(ctx, string(e.StageID), string(e.SessionID), string(e.ParticipantID)).Scan(&last); err != nil {
 		return fmt.Errorf("sqlite: append event %s/%s/%s: %w", e.StageID, e.SessionID, e.ParticipantID, err)
 	}
+	seq = last + 1
+	if err := t.insertEvent(ctx, e, seq, at); err != nil {
+		return fmt.Errorf("sqlite: append event %s/%s/%s: %w", e.StageID, e.SessionID, e.ParticipantID, err)
+	}
+	t.hint(k, seq)
 	e.Seq = seq
 	return nil
+}
+
+func (t *tx) insertEvent(ctx context.Context, e *ivs.Event, seq, at int64) error {
+	_, err := t.stmt(ctx, qAppendEvent).ExecContext(ctx, string(e.StageID), string(e.SessionID), string(e.ParticipantID), seq,
+		string(e.Name), at, string(e.RemoteParticipantID), string(e.ErrorCode))
+	return err
+}
+
+// hint records a participant's last Seq, remembering that this fn set it in case it is rolled back.
+func (t *tx) hint(k seqKey, seq int64) {
+	t.s.seqs.set(k, seq)
+	t.touched = append(t.touched, k)
 }
 
 func (t *tx) InsertPublicKey(ctx context.Context, k ivs.PublicKey) error {
