@@ -38,16 +38,13 @@ func (r reads) queryRow(ctx context.Context, id stmtID, args ...any) *sql.Row {
 	return r.q.stmt(ctx, id).QueryRowContext(ctx, args...)
 }
 
-// limit maps Page.Limit to SQL: a negative LIMIT is no limit in SQLite.
+// limit is how many rows a page reads: no more than Limit, all when Limit is not positive.
 func limit(p store.Page) int {
 	if p.Limit <= 0 {
 		return -1
 	}
 	return p.Limit
 }
-
-// pageCap is the capacity to allocate for a page's rows.
-func pageCap(p store.Page) int { return min(max(p.Limit, 0), 128) }
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -108,15 +105,16 @@ func scanPublicKey(sc scanner) (ivs.PublicKey, error) {
 	return ivs.PublicKey{ID: ivs.PublicKeyID(id), Name: name, Material: material, Fingerprint: fingerprint, CreatedAt: fromNanos(created)}, err
 }
 
-// list runs a query and scans every row.
-func list[T any](ctx context.Context, r reads, what string, capHint int, scan func(scanner) (T, error), id stmtID, args ...any) ([]T, error) {
+// list runs a query and scans its rows, at most n of them (all when n < 0). Stopping early costs
+// nothing: SQLite produces rows as they are stepped.
+func list[T any](ctx context.Context, r reads, what string, n int, scan func(scanner) (T, error), id stmtID, args ...any) ([]T, error) {
 	rows, err := r.query(ctx, id, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list %s: %w", what, err)
 	}
 	defer rows.Close()
-	out := make([]T, 0, capHint)
-	for rows.Next() {
+	out := make([]T, 0, min(max(n, 0), 128))
+	for (n < 0 || len(out) < n) && rows.Next() {
 		v, err := scan(rows)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: list %s: %w", what, err)
@@ -147,13 +145,13 @@ func (r reads) GetStage(ctx context.Context, id ivs.StageID) (ivs.Stage, error) 
 
 func (r reads) ListStages(ctx context.Context, p store.Page) ([]ivs.Stage, error) {
 	if p.After == nil {
-		return list(ctx, r, "stages", pageCap(p), scanStage, qListStagesFirst, limit(p))
+		return list(ctx, r, "stages", limit(p), scanStage, qListStagesFirst)
 	}
 	t, err := nanos(p.After.Time)
 	if err != nil {
 		return nil, err
 	}
-	return list(ctx, r, "stages", pageCap(p), scanStage, qListStagesAfter, t, p.After.ID, limit(p))
+	return list(ctx, r, "stages", limit(p), scanStage, qListStagesAfter, t, p.After.ID)
 }
 
 func (r reads) CountStages(ctx context.Context) (int, error) {
@@ -170,17 +168,17 @@ func (r reads) GetSession(ctx context.Context, stage ivs.StageID, id ivs.Session
 
 func (r reads) ListSessions(ctx context.Context, stage ivs.StageID, p store.Page) ([]ivs.Session, error) {
 	if p.After == nil {
-		return list(ctx, r, "sessions", pageCap(p), scanSession, qListSessionsFirst, stage, limit(p))
+		return list(ctx, r, "sessions", limit(p), scanSession, qListSessionsFirst, stage)
 	}
 	t, err := nanos(p.After.Time)
 	if err != nil {
 		return nil, err
 	}
-	return list(ctx, r, "sessions", pageCap(p), scanSession, qListSessionsAfter, stage, t, p.After.ID, limit(p))
+	return list(ctx, r, "sessions", limit(p), scanSession, qListSessionsAfter, stage, t, p.After.ID)
 }
 
 func (r reads) ActiveSessions(ctx context.Context) ([]ivs.Session, error) {
-	return list(ctx, r, "active sessions", 0, scanSession, qActiveSessions)
+	return list(ctx, r, "active sessions", -1, scanSession, qActiveSessions)
 }
 
 func (r reads) GetParticipant(ctx context.Context, stage ivs.StageID, session ivs.SessionID, id ivs.ParticipantID) (ivs.Participant, error) {
@@ -207,12 +205,11 @@ func (r reads) ListParticipants(ctx context.Context, stage ivs.StageID, session 
 		}
 		after, args = 1, append(args, t, p.After.ID)
 	}
-	args = append(args, limit(p))
-	return list(ctx, r, "participants", pageCap(p), scanParticipant, qListParticipants+stmtID(2*kind+after), args...)
+	return list(ctx, r, "participants", limit(p), scanParticipant, qListParticipants+stmtID(2*kind+after), args...)
 }
 
 func (r reads) ConnectedParticipants(ctx context.Context) ([]ivs.Participant, error) {
-	return list(ctx, r, "connected participants", 0, scanParticipant, qConnectedParticipants)
+	return list(ctx, r, "connected participants", -1, scanParticipant, qConnectedParticipants)
 }
 
 func (r reads) ListEvents(ctx context.Context, stage ivs.StageID, session ivs.SessionID, participant ivs.ParticipantID, p store.Page) ([]ivs.Event, error) {
@@ -220,7 +217,7 @@ func (r reads) ListEvents(ctx context.Context, stage ivs.StageID, session ivs.Se
 	if p.After != nil {
 		after = p.After.Seq
 	}
-	return list(ctx, r, "events", pageCap(p), scanEvent, qListEvents, string(stage), string(session), string(participant), after, limit(p))
+	return list(ctx, r, "events", limit(p), scanEvent, qListEvents, string(stage), string(session), string(participant), after)
 }
 
 func (r reads) GetPublicKey(ctx context.Context, id ivs.PublicKeyID) (ivs.PublicKey, error) {
@@ -229,13 +226,13 @@ func (r reads) GetPublicKey(ctx context.Context, id ivs.PublicKeyID) (ivs.Public
 
 func (r reads) ListPublicKeys(ctx context.Context, p store.Page) ([]ivs.PublicKey, error) {
 	if p.After == nil {
-		return list(ctx, r, "public keys", pageCap(p), scanPublicKey, qListPublicKeysFirst, limit(p))
+		return list(ctx, r, "public keys", limit(p), scanPublicKey, qListPublicKeysFirst)
 	}
 	t, err := nanos(p.After.Time)
 	if err != nil {
 		return nil, err
 	}
-	return list(ctx, r, "public keys", pageCap(p), scanPublicKey, qListPublicKeysAfter, t, p.After.ID, limit(p))
+	return list(ctx, r, "public keys", limit(p), scanPublicKey, qListPublicKeysAfter, t, p.After.ID)
 }
 
 func (r reads) CountPublicKeys(ctx context.Context) (int, error) {
