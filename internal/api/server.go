@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/openstage/openstage/internal/api/validate"
@@ -116,12 +117,13 @@ func newRequestID() string {
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, op string, bound map[string]any) {
 	start := time.Now()
 	rid := newRequestID()
-	w.Header().Set("x-amzn-RequestId", rid)
-	log := h.log.With("request_id", rid, "op", op)
+	hdr := w.Header()
+	hdr["X-Amzn-Requestid"] = []string{rid} // canonical already: Header.Set would canonicalise it per request
 	ctx := r.Context()
 
 	out, err := h.call(ctx, r, op, bound)
 	if err != nil {
+		log := h.log.With("request_id", rid, "op", op)
 		ae := toAWS(err, log)
 		awserr.Write(w, ae)
 		log.LogAttrs(ctx, levelFor(ae), "api call failed", slog.String("error_type", string(ae.Type)),
@@ -133,13 +135,20 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, op string, bound
 	}
 	body, err := json.Marshal(out)
 	if err != nil {
-		awserr.Write(w, toAWS(err, log))
+		awserr.Write(w, toAWS(err, h.log.With("request_id", rid, "op", op)))
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
+	hdr["Content-Type"] = []string{"application/json"}
+	// A length up front: net/http would otherwise send answers over 2 KB (list pages) chunked.
+	hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
-	log.LogAttrs(ctx, slog.LevelDebug, "api call", slog.Duration("took", time.Since(start)))
+	// Successful calls are logged at debug level only; the logger is asked first, so that a call costs
+	// no log record when debug is off (a logger per request was a few per cent of a GetParticipant).
+	if h.log.Enabled(ctx, slog.LevelDebug) {
+		h.log.LogAttrs(ctx, slog.LevelDebug, "api call", slog.String("request_id", rid), slog.String("op", op),
+			slog.Duration("took", time.Since(start)))
+	}
 	if h.observe != nil {
 		h.observe(op, "", time.Since(start))
 	}

@@ -6,7 +6,6 @@ package ivs
 import (
 	"crypto/rand"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -69,17 +68,43 @@ const (
 	ResourcePublicKey ResourceType = "public-key"
 )
 
-var arnRE = regexp.MustCompile(`^arn:aws:ivs:([a-z0-9-]+):([0-9]+):([a-z-]+)/([a-zA-Z0-9-]+)$`)
-
-// ParseARN splits an IVS ARN of this account. ok is false for an ARN of another region or account, or of a
-// shape openstage does not make.
+// ParseARN splits an IVS ARN of this account: arn:aws:ivs:<region>:<account>:<type>/<id>, with region
+// [a-z0-9-]+, account [0-9]+, type [a-z-]+ and id [a-zA-Z0-9-]+. ok is false for an ARN of another region
+// or account, or of a shape openstage does not make. It is hand-written rather than a regular expression:
+// every API call on a resource parses one, and the expression was a few per cent of a GetParticipant.
 func (a Account) ParseARN(arn string) (typ ResourceType, id string, ok bool) {
-	m := arnRE.FindStringSubmatch(arn)
-	if m == nil || m[1] != a.Region || m[2] != a.ID {
+	rest, found := strings.CutPrefix(arn, "arn:aws:ivs:")
+	if !found {
 		return "", "", false
 	}
-	return ResourceType(m[3]), m[4], true
+	region, rest, _ := strings.Cut(rest, ":")
+	account, rest, _ := strings.Cut(rest, ":")
+	t, id, found := strings.Cut(rest, "/")
+	if !found || region != a.Region || account != a.ID || !all(region, isRegionChar) || !all(account, isDigit) ||
+		!all(t, isTypeChar) || !all(id, isIDChar) {
+		return "", "", false
+	}
+	return ResourceType(t), id, true
 }
+
+// all reports whether s is not empty and every byte of it is ok.
+func all(s string, ok func(byte) bool) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !ok(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isDigit(c byte) bool      { return '0' <= c && c <= '9' }
+func isLower(c byte) bool      { return 'a' <= c && c <= 'z' }
+func isRegionChar(c byte) bool { return isLower(c) || isDigit(c) || c == '-' }
+func isTypeChar(c byte) bool   { return isLower(c) || c == '-' }
+func isIDChar(c byte) bool     { return isLower(c) || 'A' <= c && c <= 'Z' || isDigit(c) || c == '-' }
 
 // StageIDFromARN returns the stage id of a stage ARN of this account.
 func (a Account) StageIDFromARN(arn string) (StageID, bool) {

@@ -226,21 +226,39 @@ func canonicalQueries(pairs []queryPair) []string {
 type headerSource func(name string) []string
 
 // canonicalHeaderBlocks returns the canonical headers block ("name:value\n" for each signed header, in
-// the order of SignedHeaders) in each whitespace form, for each candidate host.
+// the order of SignedHeaders) in each whitespace form, for each candidate host. The values are read once,
+// and the second whitespace form is only built when some value could differ under it: for ordinary
+// headers both forms are the same block, and building it twice was a tenth of a verification (profiled).
 func canonicalHeaderBlocks(signed []string, values headerSource, hosts []string) []string {
+	lower := make([]string, len(signed))
+	vals := make([][]string, len(signed))
+	plainValues := true
+	for i, name := range signed {
+		lower[i] = strings.ToLower(name)
+		if lower[i] == "host" {
+			continue
+		}
+		vals[i] = values(lower[i])
+		for _, v := range vals[i] {
+			plainValues = plainValues && plain(v)
+		}
+	}
 	var blocks []string
 	for _, host := range hosts {
-		for _, trim := range []func(string) string{trimSpacesGo, trimWhitespace} {
+		trims := []func(string) string{trimSpacesGo, trimWhitespace}
+		if plainValues && plain(host) {
+			trims = trims[:1]
+		}
+		for _, trim := range trims {
 			var b strings.Builder
-			for _, name := range signed {
-				lower := strings.ToLower(name)
-				b.WriteString(lower)
+			for i := range signed {
+				b.WriteString(lower[i])
 				b.WriteByte(':')
-				if lower == "host" {
+				if lower[i] == "host" {
 					b.WriteString(trim(host))
 				} else {
-					for i, v := range values(lower) {
-						if i > 0 {
+					for j, v := range vals[i] {
+						if j > 0 {
 							b.WriteByte(',')
 						}
 						b.WriteString(trim(v))
@@ -252,6 +270,18 @@ func canonicalHeaderBlocks(signed []string, values headerSource, hosts []string)
 		}
 	}
 	return dedupe(blocks...)
+}
+
+// plain reports whether both whitespace forms leave v as it is: printable ASCII, no space at either end,
+// no two spaces in a row.
+func plain(v string) bool {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < 0x20 || c > 0x7e || c == ' ' && (i == 0 || i == len(v)-1 || v[i-1] == ' ') {
+			return false
+		}
+	}
+	return true
 }
 
 // trimSpacesGo trims leading and trailing whitespace and collapses runs of ' ' (only) into one, as

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -652,4 +653,44 @@ func TestConcurrentVerify(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestDerivedKeyCache: a cached signing key is the one derivation gives, per key, secret and scope.
+func TestDerivedKeyCache(t *testing.T) {
+	var c keyCache
+	scopes := []credentialScope{
+		{AccessKeyID: "A", Date: "20260101", Region: "us-east-1", Service: "ivs", Terminator: scopeTerminator},
+		{AccessKeyID: "A", Date: "20260102", Region: "us-east-1", Service: "ivs", Terminator: scopeTerminator},
+		{AccessKeyID: "A", Date: "20260101", Region: "eu-west-1", Service: "ivs", Terminator: scopeTerminator},
+	}
+	for range 2 { // the second round comes from the cache
+		for _, sc := range scopes {
+			for _, secret := range []string{"s1", "s2"} {
+				if got, want := c.get(sc.AccessKeyID, secret, sc), signingKey(secret, sc); !bytes.Equal(got, want) {
+					t.Fatalf("%+v %s: cached key differs", sc, secret)
+				}
+			}
+		}
+	}
+	for i := range maxDerivedKeys + 10 { // the cache stays bounded
+		sc := scopes[0]
+		sc.Date = fmt.Sprintf("2026%04d", i)
+		c.get("A", "s", sc)
+	}
+	if n := len(c.m); n > maxDerivedKeys {
+		t.Fatalf("%d keys cached", n)
+	}
+}
+
+// FuzzPlainHeaderValue: a value plain() accepts is one both whitespace forms leave unchanged, so one
+// canonical headers block covers both.
+func FuzzPlainHeaderValue(f *testing.F) {
+	for _, s := range []string{"", "a", "a b", "a  b", " a", "a ", "a\tb", "application/json", "\u00a0x", "x\u0085"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if plain(v) && (trimSpacesGo(v) != v || trimWhitespace(v) != v) {
+			t.Fatalf("plain(%q), but the forms give %q and %q", v, trimSpacesGo(v), trimWhitespace(v))
+		}
+	})
 }

@@ -24,6 +24,10 @@ const (
 type checker struct {
 	problems []Problem
 	omitted  int
+	// reshaped is set when the validated document differs from the body: an unknown member or a null was
+	// dropped, or an integer was normalized. Until then the body itself can be decoded into the input
+	// struct, which saves re-encoding the document (validate.go).
+	reshaped bool
 }
 
 // fail records that value v of shape s at path breaks constraint.
@@ -45,11 +49,15 @@ func (c *checker) typeError(path string, s *shape, v any) {
 // structure checks the members of obj; bound supplies the members bound outside the body (top level).
 func (c *checker) structure(s *shape, obj, bound map[string]any, path string) map[string]any {
 	out := make(map[string]any, len(s.Members))
+	known := 0 // body keys that name a body member
 	for i := range s.Members {
 		m := &s.Members[i]
 		var v any
+		present := false
 		if m.Location == "" {
-			v = obj[m.JSON]
+			if v, present = obj[m.JSON]; present {
+				known++
+			}
 		} else {
 			v = fromBound(m.shape, bound[m.JSON])
 		}
@@ -61,12 +69,18 @@ func (c *checker) structure(s *shape, obj, bound map[string]any, path string) ma
 			if m.Required {
 				c.fail(p, m.shape, nil, "Member must not be null")
 			}
+			if present {
+				known-- // a null is dropped: the document is not the body
+			}
 			continue
 		}
 		out[m.JSON] = c.value(m.shape, v, p)
 	}
 	if s.Kind == kindUnion && len(out) != 1 {
 		c.fail(path, s, obj, "Member must have exactly one member set")
+	}
+	if known != len(obj) {
+		c.reshaped = true
 	}
 	return out
 }
@@ -245,6 +259,9 @@ func (c *checker) integer(s *shape, v any, path string) any {
 	}
 	if s.HasMax && i > int64(s.Max) {
 		c.fail(path, s, v, "Member must have value less than or equal to "+formatBound(s.Max))
+	}
+	if string(n) != strconv.FormatInt(i, 10) { // 1.0, 1e2, -0: encoding/json would not take it for an int
+		c.reshaped = true
 	}
 	return i
 }

@@ -3,6 +3,7 @@ package validate
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"testing"
 )
 
@@ -46,6 +47,67 @@ func FuzzDecode(f *testing.F) {
 			}
 			if err := Decode(op, again, bound, nil); err != nil {
 				t.Fatalf("%s: accepted %q but not its own output %s: %v", op, body, again, err)
+			}
+		}
+	})
+}
+
+// directInput has the shapes of the API's input structs (string, pointer, list, map and nested members).
+type directInput struct {
+	Name        *string           `json:"name"`
+	StageARN    string            `json:"stageArn"`
+	SessionID   string            `json:"sessionId"`
+	UserID      string            `json:"userId"`
+	Duration    *int              `json:"duration"`
+	MaxResults  *int32            `json:"maxResults"`
+	NextToken   *string           `json:"nextToken"`
+	Published   *bool             `json:"filterByPublished"`
+	Caps        *[]string         `json:"capabilities"`
+	Attributes  map[string]string `json:"attributes"`
+	Tags        map[string]string `json:"tags"`
+	TokenConfig []struct {
+		Duration   *int              `json:"duration"`
+		UserID     string            `json:"userId"`
+		Attributes map[string]string `json:"attributes"`
+		Caps       *[]string         `json:"capabilities"`
+	} `json:"participantTokenConfigurations"`
+	Recording map[string]any `json:"autoParticipantRecordingConfiguration"`
+}
+
+// FuzzDecodeDirect: decoding the body directly (Decode's fast path) gives what decoding the validated
+// document gives, for every body that validates.
+func FuzzDecodeDirect(f *testing.F) {
+	for _, seed := range []string{
+		``, `{}`, `{"name":null}`, `{"Name":"x"}`, `{"name":"x","unknown":1}`, `{"duration":1.0e1}`, `{"duration":-0}`,
+		`{"name":"s","participantTokenConfigurations":[{"duration":60,"capabilities":["PUBLISH"],"attributes":{"a":"b"},"x":1}],"tags":{"k":"v"}}`,
+		`{"stageArn":"` + stageARN + `","duration":10,"userId":"é","capabilities":["SUBSCRIBE"],"attributes":{"a":"b"}}`,
+		`{"stageArn":"` + stageARN + `","sessionId":"` + sessionID + `","participantId":"p","maxResults":100,"nextToken":"a"}`,
+		`{"stageArn":"` + stageARN + `","sessionId":"` + sessionID + `","filterByPublished":true,"maxResults":5}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	ops := []string{"CreateStage", "CreateParticipantToken", "GetParticipant", "ListParticipants", "ListParticipantEvents"}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, op := range ops {
+			if Decode(op, body, nil, nil) != nil {
+				continue
+			}
+			obj, err := parseBody(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var c checker
+			doc := c.structure(operations[op].input, obj, nil, "")
+			for _, mk := range []func() any{func() any { return &directInput{} }, func() any { return &map[string]any{} }} {
+				fast, slow := mk(), mk()
+				errFast := Decode(op, body, nil, fast)
+				errSlow := decodeDocument(op, doc, slow)
+				if (errFast == nil) != (errSlow == nil) {
+					t.Fatalf("%s %s: direct %v, via the document %v", op, body, errFast, errSlow)
+				}
+				if errFast == nil && !reflect.DeepEqual(fast, slow) {
+					t.Fatalf("%s %s:\ndirect       %#v\nvia document %#v", op, body, fast, slow)
+				}
 			}
 		}
 	})

@@ -64,6 +64,23 @@ func Decode(op string, body []byte, bound map[string]any, dst any) error {
 	if dst == nil {
 		return nil
 	}
+	if bound == nil && !c.reshaped {
+		// The body is the validated document: decode it directly rather than re-encode the document (a
+		// fifth of a GetParticipant's cost, profiled).
+		if len(bytes.TrimSpace(body)) == 0 {
+			return nil
+		}
+		if err := json.Unmarshal(body, dst); err != nil {
+			return fmt.Errorf("validate: %s: decode validated input into %T: %w", op, dst, err)
+		}
+		return nil
+	}
+	return decodeDocument(op, doc, dst)
+}
+
+// decodeDocument decodes the validated document into dst by way of JSON: the general path, for bodies
+// the checker reshaped and for members bound from the URL.
+func decodeDocument(op string, doc map[string]any, dst any) error {
 	buf, err := json.Marshal(doc)
 	if err != nil {
 		return fmt.Errorf("validate: %s: encode validated input: %w", op, err)

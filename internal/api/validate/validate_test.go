@@ -584,3 +584,25 @@ func TestFromBound(t *testing.T) {
 		t.Error("nil slices must be absent")
 	}
 }
+
+// TestDecodeDirectWhenUnchanged: a body the checker leaves as it is takes the direct path, and any
+// reshaping sends it through the document.
+func TestDecodeDirectWhenUnchanged(t *testing.T) {
+	for body, reshaped := range map[string]bool{
+		`{"stageArn":"` + stageARN + `","sessionId":"` + sessionID + `","participantId":"p"}`:                   false,
+		`{"stageArn":"` + stageARN + `","sessionId":"` + sessionID + `","participantId":"p","x":1}`:             true,
+		`{"stageArn":"` + stageARN + `","sessionId":"` + sessionID + `","participantId":"p","maxResults":null}`: true,
+		`{"stageArn":"` + stageARN + `","sessionId":"` + sessionID + `","participantId":"p","maxResults":10}`:   false,
+		`{"stageArn":"` + stageARN + `","sessionId":"` + sessionID + `","participantId":"p","maxResults":1e1}`:  true,
+	} {
+		obj, err := parseBody([]byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c checker
+		c.structure(operations["ListParticipantEvents"].input, obj, nil, "")
+		if len(c.problems) > 0 || c.reshaped != reshaped {
+			t.Errorf("%s: problems %v, reshaped %v, want %v", body, c.problems, c.reshaped, reshaped)
+		}
+	}
+}
