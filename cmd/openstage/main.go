@@ -28,6 +28,8 @@ func root() *cobra.Command {
 		SilenceErrors: false,
 	}
 	cmd.AddCommand(serveCmd())
+	cmd.AddCommand(loadtestCmd())
+	cmd.AddCommand(benchCmd())
 	return cmd
 }
 

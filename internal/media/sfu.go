@@ -161,8 +161,20 @@ func newAPI(se webrtc.SettingEngine, allowVideo []string) (*webrtc.API, error) {
 		}
 	}
 	ir := &interceptor.Registry{}
-	// NACK generator and responder, RTCP reports, TWCC: the feedback a viewer needs (RFC 4585, RFC 3550).
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+	// NACK generator and responder, RTCP sender and receiver reports, TWCC feedback to publishers: the
+	// feedback viewers and publishers need (RFC 4585, RFC 3550). pion's defaults add a statistics
+	// interceptor that records every packet for GetStats, which openstage never calls: left out, it saves
+	// its work on every forwarded packet (profiled, docs/BENCHMARKS.md).
+	if err := webrtc.ConfigureNack(m, ir); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureTWCCSender(m, ir); err != nil {
 		return nil, err
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil

@@ -52,6 +52,19 @@ type Options struct {
 	// before H.264, no candidates (the offer goes out before gathering, and nothing is trickled), and the
 	// Opus fmtp starting with ';'. The media sent is still H.264, as the answer must pick it.
 	SDKLike bool
+	// PacketRate, when above 0, replaces the 15 fps fixture video with a synthetic H.264 stream of
+	// PacketRate RTP packets per second, each PacketSize bytes (default 1200) before SRTP: the fixture's
+	// frames packetized at that size, filled up to the rate with filler-data NAL units (type 12, which
+	// decoders discard). It is real media through pion and SRTP, only more of it: the load test uses it to
+	// push the SFU towards its forwarding ceiling, far past what a 150 kbps camera sends.
+	PacketRate int
+	PacketSize int
+	// LocalAddr is the IP the peer's UDP socket binds (default 127.0.0.1, loopback; 0.0.0.0 to reach a
+	// server on another host).
+	// H264 replaces the embedded video with another Annex-B H.264 stream (one slice per picture), looped
+	// at 15 fps: tests of the media policy send streams that break it.
+	H264      []byte
+	LocalAddr string
 }
 
 func (o *Options) client() *http.Client {
@@ -62,8 +75,8 @@ func (o *Options) client() *http.Client {
 }
 
 // newPC makes a peer connection on its own UDP socket, so a test can make the peer vanish from the network
-// (Vanish) without the DTLS close a normal Close sends.
-func newPC(codecs []webrtc.RTPCodecParameters) (*webrtc.PeerConnection, net.PacketConn, error) {
+// (Vanish) without the DTLS close a normal Close sends. extra interceptors go after pion's defaults.
+func newPC(local string, codecs []webrtc.RTPCodecParameters, extra ...interceptor.Factory) (*webrtc.PeerConnection, net.PacketConn, error) {
 	m := &webrtc.MediaEngine{}
 	for _, c := range codecs {
 		typ := webrtc.RTPCodecTypeVideo
@@ -75,10 +88,27 @@ func newPC(codecs []webrtc.RTPCodecParameters) (*webrtc.PeerConnection, net.Pack
 		}
 	}
 	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+	// pion's defaults without the statistics interceptor (nothing here calls GetStats): a load test runs
+	// hundreds of these peers beside the server, and every packet it saves them is CPU the server keeps.
+	if err := webrtc.ConfigureNack(m, ir); err != nil {
 		return nil, nil, err
 	}
-	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return nil, nil, err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+		return nil, nil, err
+	}
+	if err := webrtc.ConfigureTWCCSender(m, ir); err != nil {
+		return nil, nil, err
+	}
+	for _, f := range extra {
+		ir.Add(f)
+	}
+	if local == "" {
+		local = "127.0.0.1"
+	}
+	udp, err := net.ListenPacket("udp4", net.JoinHostPort(local, "0"))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -256,9 +286,20 @@ func (c *conn) Vanish() {
 // offered but unsent) and Opus.
 type Publisher struct {
 	*conn
-	SentVideo atomic.Int64
-	SentAudio atomic.Int64
+	SentVideo atomic.Int64 // video frames (access units) written
+	SentAudio atomic.Int64 // audio frames written
+	// VideoRTP and AudioRTP count the RTP packets sent, retransmissions not included: what a subscriber
+	// should receive.
+	VideoRTP atomic.Int64
+	AudioRTP atomic.Int64
+
+	stopSend     chan struct{}
+	stopSendOnce sync.Once
 }
+
+// StopSending stops the media (the connection stays up), so that a measurement can let what is in flight
+// arrive before it counts.
+func (p *Publisher) StopSending() { p.stopSendOnce.Do(func() { close(p.stopSend) }) }
 
 // Publish connects a publisher and starts sending media once connected.
 func Publish(ctx context.Context, o Options) (*Publisher, error) {
@@ -270,11 +311,12 @@ func Publish(ctx context.Context, o Options) (*Publisher, error) {
 	if o.SDKLike {
 		codecs = []webrtc.RTPCodecParameters{VP8, H264, Opus}
 	}
-	pc, udp, err := newPC(codecs)
+	p := &Publisher{stopSend: make(chan struct{})}
+	pc, udp, err := newPC(o.LocalAddr, codecs, &sendCounter{video: &p.VideoRTP, audio: &p.AudioRTP})
 	if err != nil {
 		return nil, err
 	}
-	p := &Publisher{conn: newConn(o, pc, udp)}
+	p.conn = newConn(o, pc, udp)
 	audio, err := webrtc.NewTrackLocalStaticSample(Opus.RTPCodecCapability, "audio", "peer")
 	if err != nil {
 		return nil, err
@@ -284,13 +326,21 @@ func Publish(ctx context.Context, o Options) (*Publisher, error) {
 		return nil, err
 	}
 	var video *webrtc.TrackLocalStaticSample
+	var synthetic *webrtc.TrackLocalStaticRTP
 	if !o.NoVideo {
-		video, err = webrtc.NewTrackLocalStaticSample(codec.RTPCodecCapability, "video", "peer")
+		var track webrtc.TrackLocal
+		if o.PacketRate > 0 && codec.MimeType == webrtc.MimeTypeH264 {
+			synthetic, err = webrtc.NewTrackLocalStaticRTP(codec.RTPCodecCapability, "video", "peer")
+			track = synthetic
+		} else {
+			video, err = webrtc.NewTrackLocalStaticSample(codec.RTPCodecCapability, "video", "peer")
+			track = video
+		}
 		if err != nil {
 			p.Close()
 			return nil, err
 		}
-		sender, err := pc.AddTrack(video)
+		sender, err := pc.AddTrack(track)
 		if err != nil {
 			p.Close()
 			return nil, err
@@ -313,8 +363,16 @@ func Publish(ctx context.Context, o Options) (*Publisher, error) {
 	p.wg.Add(1)
 	go p.sendAudio(audio)
 	if video != nil && codec.MimeType == webrtc.MimeTypeH264 {
+		src := h264Fixture
+		if o.H264 != nil {
+			src = o.H264
+		}
 		p.wg.Add(1)
-		go p.sendVideo(video)
+		go p.sendVideo(video, src)
+	}
+	if synthetic != nil {
+		p.wg.Add(1)
+		go p.sendSynthetic(synthetic, o.PacketRate, o.PacketSize)
 	}
 	return p, nil
 }
@@ -325,11 +383,13 @@ func (p *Publisher) waitToSend() bool {
 		return true
 	case <-p.closed:
 		return false
+	case <-p.stopSend:
+		return false
 	}
 }
 
 // sendVideo loops the H.264 fixture at its 15 fps, one access unit per tick.
-func (p *Publisher) sendVideo(track *webrtc.TrackLocalStaticSample) {
+func (p *Publisher) sendVideo(track *webrtc.TrackLocalStaticSample, src []byte) {
 	defer p.wg.Done()
 	if !p.waitToSend() {
 		return
@@ -338,7 +398,7 @@ func (p *Publisher) sendVideo(track *webrtc.TrackLocalStaticSample) {
 	tick := time.NewTicker(frame)
 	defer tick.Stop()
 	for {
-		r, err := h264reader.NewReader(bytes.NewReader(h264Fixture))
+		r, err := h264reader.NewReader(bytes.NewReader(src))
 		if err != nil {
 			return
 		}
@@ -359,6 +419,8 @@ func (p *Publisher) sendVideo(track *webrtc.TrackLocalStaticSample) {
 			}
 			select {
 			case <-p.closed:
+				return
+			case <-p.stopSend:
 				return
 			case <-tick.C:
 			}
@@ -398,6 +460,8 @@ func (p *Publisher) sendAudio(track *webrtc.TrackLocalStaticSample) {
 			select {
 			case <-p.closed:
 				return
+			case <-p.stopSend:
+				return
 			case <-tick.C:
 			}
 			if err := track.WriteSample(media.Sample{Data: page, Duration: d}); err != nil {
@@ -415,15 +479,33 @@ type Subscriber struct {
 	AudioPackets atomic.Int64
 	Keyframes    atomic.Int64 // H.264 IDR slices seen (RFC 6184 single NAL, STAP-A, FU-A start)
 	VideoCodec   atomic.Value // string MIME type
+
+	audio, video atomic.Pointer[seqTracker]
+	media        chan struct{} // closed at the first RTP packet
+	mediaOnce    sync.Once
 }
+
+// Stats returns what was measured on the audio and the video stream so far.
+func (s *Subscriber) Stats() (audio, video StreamStats) {
+	if t := s.audio.Load(); t != nil {
+		audio = t.snapshot()
+	}
+	if t := s.video.Load(); t != nil {
+		video = t.snapshot()
+	}
+	return audio, video
+}
+
+// Media is closed when the first RTP packet arrives.
+func (s *Subscriber) Media() <-chan struct{} { return s.media }
 
 // Subscribe subscribes to publisherID at <whip_url>/subscribe/<publisherID> with a recvonly offer.
 func Subscribe(ctx context.Context, o Options, publisherID string) (*Subscriber, error) {
-	pc, udp, err := newPC([]webrtc.RTPCodecParameters{VP8, H264, Opus})
+	pc, udp, err := newPC(o.LocalAddr, []webrtc.RTPCodecParameters{VP8, H264, Opus})
 	if err != nil {
 		return nil, err
 	}
-	s := &Subscriber{conn: newConn(o, pc, udp)}
+	s := &Subscriber{conn: newConn(o, pc, udp), media: make(chan struct{})}
 	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
 		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 			s.Close()
@@ -445,8 +527,12 @@ func Subscribe(ctx context.Context, o Options, publisherID string) (*Subscriber,
 func (s *Subscriber) read(t *webrtc.TrackRemote) {
 	defer s.wg.Done()
 	video := t.Kind() == webrtc.RTPCodecTypeVideo
+	tr := newSeqTracker(t.Codec().ClockRate)
 	if video {
 		s.VideoCodec.Store(t.Codec().MimeType)
+		s.video.Store(tr)
+	} else {
+		s.audio.Store(tr)
 	}
 	var pkt rtp.Packet
 	buf := make([]byte, 1500)
@@ -455,12 +541,18 @@ func (s *Subscriber) read(t *webrtc.TrackRemote) {
 		if err != nil {
 			return
 		}
+		now := time.Now()
+		s.mediaOnce.Do(func() { close(s.media) })
+		if pkt.Unmarshal(buf[:n]) != nil {
+			continue
+		}
+		tr.update(&pkt.Header, now)
 		if !video {
 			s.AudioPackets.Add(1)
 			continue
 		}
 		s.VideoPackets.Add(1)
-		if pkt.Unmarshal(buf[:n]) == nil && isH264Keyframe(pkt.Payload) {
+		if isH264Keyframe(pkt.Payload) {
 			s.Keyframes.Add(1)
 		}
 	}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/openstage/openstage/internal/bench"
+	"github.com/openstage/openstage/internal/config"
+	"github.com/openstage/openstage/internal/server"
+)
+
+func benchCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure this machine's ceilings and openstage against them; print a markdown table",
+		Long: `bench runs, on this machine and in this one run, the ceilings (a bare net/http handler, AES-GCM seal
+plus a loopback UDP send, a raw SQLite keyset page, raw SQLite batch inserts) and openstage's API, store
+and media forwarding, and prints the results as a markdown table with the ratios to the ceilings
+(docs/BENCHMARKS.md explains the method). The media part starts this binary as a server process and
+loads it with the load test, so that the server's CPU is its own.`,
+		Args: cobra.NoArgs,
+	}
+	o := bench.Options{}
+	f := cmd.Flags()
+	f.StringVar(&o.Dir, "dir", "", "scratch directory for the databases (default: a temporary directory on the disk of the working directory)")
+	f.StringSliceVar(&o.Only, "only", nil, "run only these parts: ceilings, api, ingest, forward")
+	f.BoolVar(&o.Tiny, "tiny", false, "tiny sizes and durations: checks that the harness works, measures nothing")
+	f.StringVar(&o.ProfileDir, "profile", "", "write CPU profiles (pprof) of each part into this directory")
+	f.IntVar(&o.Participants, "participants", 10_000, "participants seeded in the API benchmark's session")
+	f.IntVar(&o.Events, "events", 1_000_000, "events of the one participant whose history is paged")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		o.Server = bench.ExecServer(self, "bench", "server")
+		o.Log = cmd.ErrOrStderr()
+		res, err := bench.Run(ctx, o)
+		if err != nil {
+			return err
+		}
+		res.Markdown(cmd.OutOrStdout())
+		return nil
+	}
+	cmd.AddCommand(benchServerCmd())
+	return cmd
+}
+
+// benchServerCmd is `openstage serve` with profiling: the server the media benchmark loads.
+func benchServerCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:    "server",
+		Short:  "Run a server as serve does, optionally writing a CPU profile until it stops (used by bench)",
+		Args:   cobra.NoArgs,
+		Hidden: true,
+	}
+	cfg := config.Flags(cmd.Flags())
+	cpuprofile := cmd.Flags().String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := config.Resolve(cmd.Flags(), cfg, os.Getenv); err != nil {
+			return err
+		}
+		log, err := newLogger(cfg)
+		if err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		srv, err := server.New(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		if *cpuprofile != "" {
+			f, err := os.Create(*cpuprofile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return fmt.Errorf("cpuprofile: %w", err)
+			}
+			defer pprof.StopCPUProfile()
+		}
+		return srv.Run(ctx, cmd.OutOrStdout(), nil)
+	}
+	return cmd
+}

@@ -1,0 +1,303 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/openstage/openstage/internal/config"
+	"github.com/openstage/openstage/internal/ivs"
+	"github.com/openstage/openstage/internal/server"
+	"github.com/openstage/openstage/internal/store"
+	"github.com/openstage/openstage/internal/store/sqlite"
+)
+
+const benchAccount = "000000000000"
+
+// seeded is the session the API benchmark reads.
+type seeded struct {
+	stage        ivs.StageID
+	session      ivs.SessionID
+	heavy        ivs.ParticipantID   // the participant with the long event history
+	participants []ivs.ParticipantID // every participant, in join order
+	events       int                 // events in the database
+	took         time.Duration
+}
+
+// seed writes one ended stage session of participants participants into the store at path: each has
+// JOINED and LEFT, and the first one has an event history of events events (subscriptions starting and
+// stopping). It goes through the store's own transactions, in large batches: that is how the server
+// writes, minus the API and one transaction per event.
+func seed(ctx context.Context, path string, participants, events int) (seeded, error) {
+	start := time.Now()
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return seeded{}, err
+	}
+	defer st.Close()
+	s := seeded{stage: ivs.NewStageID(), session: ivs.NewSessionID()}
+	t0 := time.Now().Add(-time.Hour).UTC()
+	err = st.Update(ctx, func(tx store.Tx) error {
+		if err := tx.InsertStage(ctx, ivs.Stage{ID: s.stage, Name: "bench", CreatedAt: t0}); err != nil {
+			return err
+		}
+		return tx.InsertSession(ctx, ivs.Session{StageID: s.stage, ID: s.session, StartTime: t0, EndTime: t0.Add(59 * time.Minute)})
+	})
+	if err != nil {
+		return s, err
+	}
+	s.participants = make([]ivs.ParticipantID, participants)
+	for i := range s.participants {
+		s.participants[i] = ivs.NewParticipantID()
+	}
+	s.heavy = s.participants[0]
+	const batch = 50_000
+	joined := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Millisecond) }
+	// Participants with their JOINED and LEFT, batch/2 per transaction.
+	for lo := 0; lo < participants; lo += batch / 2 {
+		hi := min(lo+batch/2, participants)
+		err := st.Update(ctx, func(tx store.Tx) error {
+			for i := lo; i < hi; i++ {
+				p := ivs.Participant{StageID: s.stage, SessionID: s.session, ID: s.participants[i], UserID: fmt.Sprintf("user-%d", i),
+					State: ivs.StateDisconnected, FirstJoinTime: joined(i), Attributes: map[string]string{"role": "viewer"},
+					Client: ivs.ClientInfo{OSName: "Linux", BrowserName: "Chrome", BrowserVersion: "156.0", SDKVersion: "1.41.0", Protocol: ivs.ProtocolWHIP}}
+				if err := tx.PutParticipant(ctx, p); err != nil {
+					return err
+				}
+				for _, name := range []ivs.EventName{ivs.EventJoined, ivs.EventLeft} {
+					e := ivs.Event{StageID: s.stage, SessionID: s.session, ParticipantID: p.ID, Name: name, Time: joined(i)}
+					if err := tx.AppendEvent(ctx, &e); err != nil {
+						return err
+					}
+					s.events++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return s, err
+		}
+	}
+	// The heavy participant's history: SUBSCRIBE_STARTED / SUBSCRIBE_STOPPED pairs on other participants.
+	remaining := max(events-2, 0) // its JOINED and LEFT are already there
+	for done := 0; done < remaining; done += batch {
+		n := min(batch, remaining-done)
+		err := st.Update(ctx, func(tx store.Tx) error {
+			for i := range n {
+				k := done + i
+				name := ivs.EventSubscribeStarted
+				if k%2 == 1 {
+					name = ivs.EventSubscribeStopped
+				}
+				e := ivs.Event{StageID: s.stage, SessionID: s.session, ParticipantID: s.heavy, Name: name,
+					Time: t0.Add(time.Duration(k) * time.Microsecond), RemoteParticipantID: s.participants[1+(k/2)%max(participants-1, 1)]}
+				if err := tx.AppendEvent(ctx, &e); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return s, err
+		}
+		s.events += n
+	}
+	s.took = time.Since(start)
+	return s, nil
+}
+
+// apiServer runs the real server (server.New: SQLite store, SigV4, validation, metrics) in this process on
+// the seeded data dir.
+func apiServer(ctx context.Context, dataDir string) (addr string, stop func(), err error) {
+	cfg := &config.Config{Listen: "127.0.0.1:0", RTCUDPPort: 0, DataDir: dataDir, Region: benchRegion, AccountID: benchAccount,
+		AccessKeyID: benchKeyID, SecretAccessKey: benchSecret, SessionEndGrace: 10 * time.Second, Retention: 30 * 24 * time.Hour,
+		MediaPolicy: "ivs", LogLevel: "warn", LogFormat: "text",
+		MaxStages: 1000, MaxPublicKeys: 3, MaxPublishersPerStage: 12, MaxSubscribersPerStage: 10000}
+	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	srv, err := server.New(sctx, cfg, log)
+	if err != nil {
+		cancel()
+		return "", nil, err
+	}
+	ready := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(sctx, io.Discard, func(a net.Addr) { ready <- a }) }()
+	select {
+	case a := <-ready:
+		return a.String(), func() { cancel(); <-done }, nil
+	case err := <-done:
+		cancel()
+		return "", nil, err
+	}
+}
+
+// signer makes SigV4-signed API requests as raw HTTP/1.1 bytes. The load generator replays them: a
+// signature stays valid for the server's 15 minutes of allowed skew, and signing is the client's cost,
+// not the server's.
+type signer struct {
+	host string
+	s    *v4.Signer
+}
+
+func newSigner(host string) *signer { return &signer{host: host, s: v4.NewSigner()} }
+
+func (s *signer) request(op string, body any) ([]byte, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequest(http.MethodPost, "http://"+s.host+"/"+op, bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "openstage-bench")
+	sum := sha256.Sum256(b)
+	creds := aws.Credentials{AccessKeyID: benchKeyID, SecretAccessKey: benchSecret}
+	if err := s.s.SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "ivs", benchRegion, time.Now()); err != nil {
+		return nil, err
+	}
+	var raw bytes.Buffer
+	if err := req.Write(&raw); err != nil {
+		return nil, err
+	}
+	return raw.Bytes(), nil
+}
+
+// call sends one signed request with net/http and decodes the JSON answer (setup, not measured).
+func (s *signer) call(ctx context.Context, c *http.Client, op string, body, out any) error {
+	raw, err := s.request(op, body)
+	if err != nil {
+		return err
+	}
+	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))
+	if err != nil {
+		return err
+	}
+	req.RequestURI, req.URL.Scheme, req.URL.Host = "", "http", s.host
+	resp, err := c.Do(req.WithContext(ctx))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("bench: %s: HTTP %d: %s", op, resp.StatusCode, b)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// APIRow is one API (or ceiling) measurement at one concurrency.
+type APIRow struct {
+	Name string `json:"name"`
+	Latency
+}
+
+// apiQueries are the request bodies the API benchmark measures.
+type apiQueries struct {
+	getParticipant   [][]byte
+	participantsHead []byte
+	participantsTail []byte
+	eventsHead       []byte
+	eventsTail       []byte
+	bareBody         []byte // the GetParticipant answer, served by the bare handler
+	eventsTailFirst  int64  // the seq the last events page starts after
+}
+
+// prepareQueries signs the measured requests and walks the pages to the tail of each list with the real
+// API (the nextTokens are the server's own).
+func prepareQueries(ctx context.Context, host string, s seeded) (apiQueries, error) {
+	sg := newSigner(host)
+	c := &http.Client{Timeout: 30 * time.Second}
+	arn := ivs.Account{Region: benchRegion, ID: benchAccount}.StageARN(s.stage)
+	var q apiQueries
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 256 {
+		p := s.participants[r.IntN(len(s.participants))]
+		raw, err := sg.request("GetParticipant", map[string]string{"stageArn": arn, "sessionId": string(s.session), "participantId": string(p)})
+		if err != nil {
+			return q, err
+		}
+		q.getParticipant = append(q.getParticipant, raw)
+	}
+	var got json.RawMessage
+	if err := sg.call(ctx, c, "GetParticipant", map[string]string{"stageArn": arn, "sessionId": string(s.session), "participantId": string(s.heavy)}, &got); err != nil {
+		return q, err
+	}
+	q.bareBody = got
+
+	page := func(extra map[string]any, next string) map[string]any {
+		body := map[string]any{"stageArn": arn, "sessionId": string(s.session), "maxResults": 100}
+		for k, v := range extra {
+			body[k] = v
+		}
+		if next != "" {
+			body["nextToken"] = next
+		}
+		return body
+	}
+	// ends walks op's pages and returns the signed requests of the first and of the last page, and how
+	// many pages there are. The server fetches one row more than a page to decide on a nextToken, so the
+	// page without one is the last with rows.
+	ends := func(op string, extra map[string]any) (head, tail []byte, pages int, err error) {
+		body := page(extra, "")
+		if head, err = sg.request(op, body); err != nil {
+			return nil, nil, 0, err
+		}
+		for {
+			var out struct {
+				NextToken string `json:"nextToken"`
+			}
+			if err := sg.call(ctx, c, op, body, &out); err != nil {
+				return nil, nil, 0, err
+			}
+			pages++
+			if out.NextToken == "" {
+				break
+			}
+			body = page(extra, out.NextToken)
+		}
+		tail, err = sg.request(op, body)
+		return head, tail, pages, err
+	}
+	var err error
+	if q.participantsHead, q.participantsTail, _, err = ends("ListParticipants", nil); err != nil {
+		return q, err
+	}
+	var pages int
+	if q.eventsHead, q.eventsTail, pages, err = ends("ListParticipantEvents", map[string]any{"participantId": string(s.heavy)}); err != nil {
+		return q, err
+	}
+	q.eventsTailFirst = int64(pages-1) * 100
+	return q, nil
+}
+
+// hostOf returns host:port of a URL or address.
+func hostOf(u string) string {
+	u = strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://")
+	if i := strings.IndexByte(u, '/'); i >= 0 {
+		u = u[:i]
+	}
+	return u
+}

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package bench
+
+func filesystem(dir string) string { return dir }
