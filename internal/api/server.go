@@ -161,9 +161,25 @@ func levelFor(e *awserr.Error) slog.Level {
 	return slog.LevelInfo
 }
 
+// readBody reads the request body, at most MaxBodyBytes, into a buffer sized by Content-Length when the
+// client sent one (io.ReadAll alone starts small and grows).
+func readBody(r *http.Request) ([]byte, error) {
+	rd := http.MaxBytesReader(nil, r.Body, MaxBodyBytes)
+	if n := r.ContentLength; n > 0 && n <= MaxBodyBytes {
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(rd, buf); err != nil {
+			return nil, err
+		}
+		// Whatever follows a short Content-Length is read as well, as io.ReadAll would have.
+		rest, err := io.ReadAll(rd)
+		return append(buf, rest...), err
+	}
+	return io.ReadAll(rd)
+}
+
 // call runs the steps every request takes: read, authenticate, authorise, find the operation, validate, act.
 func (h *Handler) call(ctx context.Context, r *http.Request, op string, bound map[string]any) (any, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	body, err := readBody(r)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

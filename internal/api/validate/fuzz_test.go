@@ -52,10 +52,11 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// directInput has the shapes of the API's input structs (string, pointer, list, map and nested members).
+// directInput has the shapes of the API's input structs (string, pointer, list, map, nested and embedded
+// members).
 type directInput struct {
+	directEmbedded
 	Name        *string           `json:"name"`
-	StageARN    string            `json:"stageArn"`
 	SessionID   string            `json:"sessionId"`
 	UserID      string            `json:"userId"`
 	Duration    *int              `json:"duration"`
@@ -72,6 +73,12 @@ type directInput struct {
 		Caps       *[]string         `json:"capabilities"`
 	} `json:"participantTokenConfigurations"`
 	Recording map[string]any `json:"autoParticipantRecordingConfiguration"`
+}
+
+type directEmbedded struct {
+	StageARN string `json:"stageArn"`
+	Ignored  string `json:"-"`
+	Untagged string
 }
 
 // FuzzDecodeDirect: decoding the body directly (Decode's fast path) gives what decoding the validated
@@ -98,7 +105,8 @@ func FuzzDecodeDirect(f *testing.F) {
 			}
 			var c checker
 			doc := c.structure(operations[op].input, obj, nil, "")
-			for _, mk := range []func() any{func() any { return &directInput{} }, func() any { return &map[string]any{} }} {
+			for _, mk := range []func() any{func() any { return &directInput{} }, func() any { return &map[string]any{} },
+				func() any { return &struct{ Name string }{} }} {
 				fast, slow := mk(), mk()
 				errFast := Decode(op, body, nil, fast)
 				errSlow := decodeDocument(op, doc, slow)
