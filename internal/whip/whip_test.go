@@ -14,15 +14,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 
 	"github.com/openstage/openstage/internal/clock"
 	"github.com/openstage/openstage/internal/ivs"
 	"github.com/openstage/openstage/internal/media"
+	"github.com/openstage/openstage/internal/media/policy"
 	"github.com/openstage/openstage/internal/peer"
 	"github.com/openstage/openstage/internal/stage"
 	"github.com/openstage/openstage/internal/store"
-	"github.com/openstage/openstage/internal/store/sqlite"
+	"github.com/openstage/openstage/internal/store/teststore"
 	"github.com/openstage/openstage/internal/token"
 	"github.com/openstage/openstage/internal/whip"
 )
@@ -39,13 +41,11 @@ type env struct {
 	arn    string
 }
 
-func newEnv(t *testing.T, quotas stage.Quotas, check whip.OfferCheck) *env {
+// newEnv starts a stage domain, an SFU and the WHIP handler; pol, if not nil, is the media policy.
+func newEnv(t *testing.T, quotas stage.Quotas, pol *policy.Policy) *env {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "w.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := teststore.Open(t) // SQLite, or PostgreSQL when OPENSTAGE_TEST_DATABASE is set
 	key, _ := token.GenerateKey()
 	signer, _ := token.NewSigner(key, token.KeyIDFor(&key.PublicKey))
 	mux := http.NewServeMux()
@@ -60,12 +60,21 @@ func newEnv(t *testing.T, quotas stage.Quotas, check whip.OfferCheck) *env {
 	domain := stage.New(stage.Config{Account: ivs.Account{Region: "us-east-1", ID: "000000000000"},
 		WHIPURL: srv.URL + "/whip", EventsURL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/events",
 		SessionEndGrace: 300 * time.Millisecond, Quotas: quotas}, st, clock.Real{}, signer, log)
-	sfu, err := media.New(media.Config{UDPAddr: "127.0.0.1:0", IncludeLoopback: true, PublishCodecs: []string{"video/H264"},
+	codecs := policy.IVS.AllowedVideo
+	if pol != nil {
+		codecs = pol.AllowedVideo
+	}
+	sfu, err := media.New(media.Config{UDPAddr: "127.0.0.1:0", IncludeLoopback: true, PublishCodecs: codecs,
 		DisconnectedTimeout: time.Second, FailedTimeout: time.Second, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := whip.New(whip.Config{Domain: domain, SFU: sfu, WHIPURL: srv.URL + "/whip", CheckOffer: check, Log: log})
+	cfg := whip.Config{Domain: domain, SFU: sfu, WHIPURL: srv.URL + "/whip", Log: log}
+	if pol != nil {
+		cfg.CheckOffer = pol.VetOffer
+		cfg.Inspector = func() media.Inspector { return policy.NewStreamInspector(*pol) }
+	}
+	h, err := whip.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +86,6 @@ func newEnv(t *testing.T, quotas stage.Quotas, check whip.OfferCheck) *env {
 		h.Close()
 		_ = domain.Shutdown(ctx)
 		_ = sfu.Close()
-		_ = st.Close()
 	})
 	e := &env{t: t, ctx: ctx, domain: domain, sfu: sfu, whip: h, srv: srv}
 	v, _, err := domain.CreateStage(ctx, "media", nil, nil)
@@ -394,4 +402,113 @@ func TestSDKShapedOffer(t *testing.T) {
 	if c, _ := sub.VideoCodec.Load().(string); !strings.EqualFold(c, "video/H264") {
 		t.Fatalf("codec %q", c)
 	}
+}
+
+// TestMediaPolicy: each way a publisher can break the media policy ends its publish with the error event
+// IVS uses, from the offer (codecs) or from the media itself (SPS resolution, B slices, bitrate, duration).
+func TestMediaPolicy(t *testing.T) {
+	fixture := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join("..", "media", "policy", "testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	lowBitrate := policy.IVS
+	lowBitrate.MaxBitrate, lowBitrate.BitrateWindow = 20_000, time.Second
+	short := policy.IVS
+	short.MaxDuration = time.Second
+	cases := []struct {
+		name   string
+		pol    policy.Policy
+		opts   func(o *peer.Options)
+		code   string
+		inSDP  bool // refused at the offer: no PUBLISH_STARTED
+		status int
+	}{
+		{"audio only under ivs", policy.IVS, func(o *peer.Options) { o.NoVideo = true }, "INVALID_VIDEO_CODEC", true, http.StatusBadRequest},
+		{"VP8 under ivs", policy.IVS, func(o *peer.Options) { o.VideoCodec = "video/VP8" }, "INVALID_VIDEO_CODEC", true, http.StatusBadRequest},
+		{"1080p under ivs", policy.IVS, func(o *peer.Options) { o.H264 = fixture("cb_1920x1080.h264") }, "RESOLUTION_EXCEEDED", false, 0},
+		{"B-frames under open", policy.Open, func(o *peer.Options) { o.H264 = fixture("high_bframes_640x360.h264") }, "B_FRAME_PRESENT", false, 0},
+		{"over the bitrate", lowBitrate, nil, "BITRATE_EXCEEDED", false, 0},
+		{"over the duration", short, nil, "STREAM_DURATION_EXCEEDED", false, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, stage.Quotas{}, &c.pol)
+			tok := e.token()
+			o := e.opts(tok)
+			if c.opts != nil {
+				c.opts(&o)
+			}
+			ctx, cancel := context.WithTimeout(e.ctx, 15*time.Second)
+			defer cancel()
+			p, err := peer.Publish(ctx, o)
+			if c.inSDP {
+				var he *peer.HTTPError
+				if !errors.As(err, &he) || he.Status != c.status || !strings.Contains(he.Body, c.code) {
+					t.Fatalf("publish: %v", err)
+				}
+				e.waitEvents(tok.ParticipantID, 5*time.Second, "JOINED", "PUBLISH_ERROR:"+c.code, "LEFT")
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			e.waitEvents(tok.ParticipantID, 10*time.Second, "JOINED", "PUBLISH_STARTED", "PUBLISH_ERROR:"+c.code, "PUBLISH_STOPPED", "LEFT")
+		})
+	}
+}
+
+// TestOpenPolicyAcceptsVP8 and audio-only publishers.
+func TestOpenPolicyAcceptsVP8AndAudioOnly(t *testing.T) {
+	e := newEnv(t, stage.Quotas{}, &policy.Open)
+	for _, o := range []func(*peer.Options){func(o *peer.Options) { o.VideoCodec = "video/VP8" }, func(o *peer.Options) { o.NoVideo = true }} {
+		tok := e.token()
+		opts := e.opts(tok)
+		o(&opts)
+		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+		p, err := peer.Publish(ctx, opts)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		e.waitEvents(tok.ParticipantID, 5*time.Second, "JOINED", "PUBLISH_STARTED")
+		p.Close()
+		cancel()
+	}
+}
+
+// TestRecvonlyPublishOfferIsRefused: an offer that sends nothing is no publish.
+func TestRecvonlyPublishOfferIsRefused(t *testing.T) {
+	e := newEnv(t, stage.Quotas{}, nil)
+	tok := e.token()
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/whip/publish/"+string(tok.ParticipantID), strings.NewReader(offer.SDP))
+	req.Header.Set("Content-Type", "application/sdp")
+	req.Header.Set("Authorization", "Bearer "+tok.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "must send media") {
+		t.Fatalf("recvonly publish offer: %d %s", resp.StatusCode, body)
+	}
+	e.waitEvents(tok.ParticipantID, 5*time.Second, "JOINED", "LEFT")
 }
