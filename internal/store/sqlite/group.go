@@ -204,5 +204,10 @@ func (s *Store) closeWriter() {
 	s.wlock <- struct{}{}
 	s.waiting.Add(-1)
 	s.closed = true
-	s.release()
+	// Whoever waits now only finds the store closed: commit the open transaction for its members here,
+	// before the pools close under it.
+	if g := s.cur; g != nil {
+		s.commit(g)
+	}
+	<-s.wlock
 }

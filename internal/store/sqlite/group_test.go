@@ -476,3 +476,36 @@ func TestSeqHintsFollowRollbacks(t *testing.T) {
 		t.Fatalf("Seq %d after retention deleted the session, want 1", got)
 	}
 }
+
+// TestCloseCommitsTheOpenTransaction: a store closed while callers wait answers the callers already in
+// the open transaction with its commit, and the later ones with an error.
+func TestCloseCommitsTheOpenTransaction(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "g.db")
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	release, first := holdWriter(t, s, func(tx store.Tx) error { return insertStage(ctx, tx, "first") })
+	second := make(chan error, 1)
+	go func() { second <- s.Update(ctx, func(tx store.Tx) error { return insertStage(ctx, tx, "second") }) }()
+	waitWaiting(t, s, 1)
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	waitWaiting(t, s, 2) // Close waits for the writer too
+	release()
+	if err := <-first; err != nil {
+		t.Fatalf("the caller in the open transaction: %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	err2 := <-second
+	if err2 != nil && !errors.Is(err2, errClosed) {
+		t.Fatalf("a caller after Close: %v", err2)
+	}
+	s2 := openTest(t, path)
+	if !stageExists(t, s2, "first") || (err2 == nil) != stageExists(t, s2, "second") {
+		t.Fatalf("after Close: first %v, second %v (its Update said %v)", stageExists(t, s2, "first"), stageExists(t, s2, "second"), err2)
+	}
+}
