@@ -6,59 +6,19 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
-	"path"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/openstage/openstage/internal/store"
 )
 
 //go:embed migrations/*.sql
 var embeddedMigrations embed.FS
 
-// migration is one schema step: migrations/NNNN_name.sql, applied once, in version order.
-type migration struct {
-	version int
-	name    string // the file name without ".sql", e.g. "0001_init"
-	sql     string
-}
+// migration is one schema step (store.Migration: the files and their checks are common to the stores).
+type migration = store.Migration
 
-// loadMigrations reads every *.sql file at the root of fsys (or under "migrations/" for the embedded set).
-// Versions must be 1, 2, 3, ... without gaps or duplicates, so that a missing file is noticed at build time
-// rather than as a half-applied schema.
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	entries, err := fs.ReadDir(fsys, ".")
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: read migrations: %w", err)
-	}
-	var ms []migration
-	for _, e := range entries {
-		if e.IsDir() || path.Ext(e.Name()) != ".sql" {
-			continue
-		}
-		name := strings.TrimSuffix(e.Name(), ".sql")
-		num, _, ok := strings.Cut(name, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 || len(num) != 4 {
-			return nil, fmt.Errorf("sqlite: migration file %q is not named NNNN_name.sql", e.Name())
-		}
-		body, err := fs.ReadFile(fsys, e.Name())
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: read migration %s: %w", e.Name(), err)
-		}
-		ms = append(ms, migration{version: v, name: name, sql: string(body)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("sqlite: migrations must be numbered 1, 2, 3, ... without gaps or duplicates: found %s at position %d", m.name, i+1)
-		}
-	}
-	if len(ms) == 0 {
-		return nil, fmt.Errorf("sqlite: no migrations")
-	}
-	return ms, nil
-}
+// loadMigrations reads and checks the migration files at the root of fsys.
+func loadMigrations(fsys fs.FS) ([]migration, error) { return store.LoadMigrations(fsys) }
 
 func defaultMigrations() fs.FS {
 	sub, err := fs.Sub(embeddedMigrations, "migrations")
@@ -90,7 +50,7 @@ func migrate(ctx context.Context, db *sql.DB, ms []migration) (applied []int, er
 			return applied, err
 		}
 		if done {
-			applied = append(applied, m.version)
+			applied = append(applied, m.Version)
 		}
 	}
 	return applied, nil
@@ -112,8 +72,8 @@ func checkHistory(ctx context.Context, db *sql.DB, ms []migration) error {
 		if v > len(ms) {
 			return fmt.Errorf("sqlite: database schema version %d (%s) is newer than this binary, which knows versions up to %d: upgrade openstage", v, name, len(ms))
 		}
-		if v < 1 || ms[v-1].name != name {
-			return fmt.Errorf("sqlite: database records migration %d as %q, this binary has %q", v, name, ms[v-1].name)
+		if v < 1 || ms[v-1].Name != name {
+			return fmt.Errorf("sqlite: database records migration %d as %q, this binary has %q", v, name, ms[v-1].Name)
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -125,7 +85,7 @@ func checkHistory(ctx context.Context, db *sql.DB, ms []migration) error {
 func applyMigration(ctx context.Context, db *sql.DB, m migration) (applied bool, err error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return false, fmt.Errorf("sqlite: migration %s: begin: %w", m.name, err)
+		return false, fmt.Errorf("sqlite: migration %s: begin: %w", m.Name, err)
 	}
 	defer func() {
 		if !applied {
@@ -133,21 +93,21 @@ func applyMigration(ctx context.Context, db *sql.DB, m migration) (applied bool,
 		}
 	}()
 	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
-		return false, fmt.Errorf("sqlite: migration %s: %w", m.name, err)
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.Version).Scan(&n); err != nil {
+		return false, fmt.Errorf("sqlite: migration %s: %w", m.Name, err)
 	}
 	if n > 0 {
 		return false, nil
 	}
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-		return false, fmt.Errorf("sqlite: migration %s: %w", m.name, err)
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+		return false, fmt.Errorf("sqlite: migration %s: %w", m.Name, err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-		m.version, m.name, time.Now().UnixNano()); err != nil {
-		return false, fmt.Errorf("sqlite: migration %s: record: %w", m.name, err)
+		m.Version, m.Name, time.Now().UnixNano()); err != nil {
+		return false, fmt.Errorf("sqlite: migration %s: record: %w", m.Name, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("sqlite: migration %s: commit: %w", m.name, err)
+		return false, fmt.Errorf("sqlite: migration %s: commit: %w", m.Name, err)
 	}
 	return true, nil
 }
