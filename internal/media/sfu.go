@@ -148,6 +148,16 @@ var videoCodecs = []webrtc.RTPCodecParameters{
 var opus = webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 111}
 
 func newAPI(se webrtc.SettingEngine, allowVideo []string) (*webrtc.API, error) {
+	// A policy naming a codec the SFU cannot forward would silently narrow every answer: refuse it.
+	for _, a := range allowVideo {
+		known := false
+		for _, c := range videoCodecs {
+			known = known || equalFold(a, c.MimeType)
+		}
+		if !known {
+			return nil, fmt.Errorf("media: publish codec %q is not one the SFU forwards", a)
+		}
+	}
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterCodec(opus, webrtc.RTPCodecTypeAudio); err != nil {
 		return nil, err
