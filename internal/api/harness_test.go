@@ -22,6 +22,8 @@ import (
 	"github.com/openstage/openstage/internal/clock"
 	"github.com/openstage/openstage/internal/ivs"
 	"github.com/openstage/openstage/internal/stage"
+	"github.com/openstage/openstage/internal/store"
+	"github.com/openstage/openstage/internal/store/readcache"
 	"github.com/openstage/openstage/internal/store/teststore"
 	"github.com/openstage/openstage/internal/token"
 )
@@ -55,7 +57,10 @@ type opts struct {
 func newHarness(t testing.TB, o opts) *harness {
 	t.Helper()
 	ctx := context.Background()
-	st := teststore.Open(t) // SQLite, or PostgreSQL when OPENSTAGE_TEST_DATABASE is set
+	var st store.Store = teststore.Open(t) // SQLite, or PostgreSQL when OPENSTAGE_TEST_DATABASE is set
+	if !teststore.Postgres() {
+		st = readcache.New(st, 0) // as the server runs on SQLite
+	}
 	key, err := token.GenerateKey()
 	if err != nil {
 		t.Fatal(err)

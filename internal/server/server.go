@@ -34,6 +34,7 @@ import (
 	"github.com/openstage/openstage/internal/stage"
 	"github.com/openstage/openstage/internal/store"
 	"github.com/openstage/openstage/internal/store/postgres"
+	"github.com/openstage/openstage/internal/store/readcache"
 	"github.com/openstage/openstage/internal/store/sqlite"
 	"github.com/openstage/openstage/internal/token"
 	"github.com/openstage/openstage/internal/whip"
@@ -130,7 +131,16 @@ func openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
 	if cfg.Postgres() {
 		return postgres.Open(ctx, cfg.Database)
 	}
-	return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "openstage.db"))
+	// The server holds the file exclusively, so that it can answer GetParticipant from memory: every write
+	// to the file is then one of its own, which the cache sees (readcache).
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "openstage.db"), sqlite.Exclusive())
+	if err != nil {
+		return nil, err
+	}
+	if !st.Exclusive() {
+		return st, nil // no flock on this platform: another process could write the file behind a cache
+	}
+	return readcache.New(st, 0), nil
 }
 
 const (

@@ -41,6 +41,7 @@ type config struct {
 	busyTimeout time.Duration
 	deleteBatch int
 	migrations  fs.FS
+	exclusive   bool
 }
 
 // WithReaders sets how many connections the read pool keeps (default: GOMAXPROCS, at least 4).
@@ -72,6 +73,15 @@ func WithDeleteBatch(n int) Option {
 	}
 }
 
+// Exclusive makes Open take an exclusive lock (flock) on "<path>.lock" and hold it until Close, failing with
+// ErrInUse when another Store holds it, in this process or another. A server that keeps what it reads in
+// memory (readcache) needs to know that no other process writes the file; Exclusive is how it knows.
+// Where the platform has no flock, the option does nothing and Store.Exclusive reports false.
+func Exclusive() Option { return func(c *config) { c.exclusive = true } }
+
+// ErrInUse: Exclusive found the database held by another Store.
+var ErrInUse = errors.New("sqlite: the database is in use by another openstage process")
+
 // withMigrations replaces the embedded migrations (tests only).
 func withMigrations(fsys fs.FS) Option { return func(c *config) { c.migrations = fsys } }
 
@@ -87,6 +97,7 @@ type Store struct {
 	rstmts [numStmts]*sql.Stmt
 	cfg    config
 
+	lock      *os.File // the held "<path>.lock", with Exclusive
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -124,8 +135,14 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	defer func() {
 		if !ok {
 			s.closePools()
+			s.unlock()
 		}
 	}()
+	if cfg.exclusive {
+		if s.lock, err = lockFile(abs + ".lock"); err != nil {
+			return nil, err
+		}
+	}
 
 	// The writer first: it turns the file to WAL (a persistent setting) before any reader connects.
 	s.w, err = sql.Open("sqlite", dsn(abs, cfg, true))
@@ -337,12 +354,23 @@ func (s *Store) Secret(ctx context.Context, name string, create func() ([]byte, 
 	return v, nil
 }
 
+// Exclusive reports whether this Store holds the database's lock (see Exclusive): no other Store, in this
+// process or another, writes to it while this one is open.
+func (s *Store) Exclusive() bool { return s.lock != nil }
+
+func (s *Store) unlock() {
+	if s.lock != nil {
+		_ = s.lock.Close() // closing the descriptor releases the flock
+	}
+}
+
 // Close waits for the writer, closes both pools and fails later Updates. The writer checkpoints the WAL into the database file first, so a cleanly closed
 // database is a single file. Close is idempotent.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closeWriter()
 		s.closeErr = s.closePools()
+		s.unlock()
 	})
 	return s.closeErr
 }

@@ -335,3 +335,28 @@ func TestUpgradeKeepsData(t *testing.T) {
 		t.Fatalf("Secret after the upgrade: %q, %v", v, err)
 	}
 }
+
+// Exclusive: one holder at a time, in this process or another; Close lets the next one in.
+func TestExclusive(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "openstage.db")
+	a, err := Open(t.Context(), path, Exclusive())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.Exclusive() {
+		t.Fatal("Exclusive() = false after Open(Exclusive())")
+	}
+	if _, err := Open(t.Context(), path, Exclusive()); !errors.Is(err, ErrInUse) {
+		t.Fatalf("second exclusive Open: %v, want ErrInUse", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := openTest(t, path, Exclusive())
+	if !b.Exclusive() {
+		t.Fatal("Exclusive() = false after the first holder closed")
+	}
+	if c := openTest(t, filepath.Join(t.TempDir(), "other.db")); c.Exclusive() {
+		t.Fatal("Exclusive() = true without the option")
+	}
+}
