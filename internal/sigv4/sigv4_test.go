@@ -346,6 +346,7 @@ func TestVerifyRejects(t *testing.T) {
 		{name: "missing X-Amz-Date", tamper: func(r *http.Request) { r.Header.Del("X-Amz-Date") }, wantCode: IncompleteSignature,
 			wantMsg: "'X-Amz-Date' or a 'Date'"},
 		{name: "malformed X-Amz-Date", tamper: func(r *http.Request) { r.Header.Set("X-Amz-Date", "2024-01-01T12:00:00Z") }, wantCode: IncompleteSignature},
+		{name: "X-Amz-Date with a one-digit hour", tamper: func(r *http.Request) { r.Header.Set("X-Amz-Date", "20240101T90000Z") }, wantCode: IncompleteSignature},
 		{name: "X-Amz-Date not signed", tamper: replaceAuth(";x-amz-date", ""), wantCode: IncompleteSignature},
 		{name: "host not signed", tamper: replaceAuth("host;", ""), wantCode: IncompleteSignature, wantMsg: "'Host'"},
 		{name: "wrong algorithm", tamper: replaceAuth("AWS4-HMAC-SHA256", "AWS4-HMAC-SHA512"), wantCode: IncompleteSignature},
@@ -655,7 +656,8 @@ func TestConcurrentVerify(t *testing.T) {
 	}
 }
 
-// TestDerivedKeyCache: a cached signing key is the one derivation gives, per key, secret and scope.
+// TestDerivedKeyCache: a cached signing key signs as the one derivation gives, per key, secret and scope,
+// also when its HMAC state is reused.
 func TestDerivedKeyCache(t *testing.T) {
 	var c keyCache
 	scopes := []credentialScope{
@@ -666,8 +668,10 @@ func TestDerivedKeyCache(t *testing.T) {
 	for range 2 { // the second round comes from the cache
 		for _, sc := range scopes {
 			for _, secret := range []string{"s1", "s2"} {
-				if got, want := c.get(sc.AccessKeyID, secret, sc), signingKey(secret, sc); !bytes.Equal(got, want) {
-					t.Fatalf("%+v %s: cached key differs", sc, secret)
+				var got [32]byte
+				c.get(sc.AccessKeyID, secret, sc).sum([]byte("string to sign"), &got)
+				if want := hmacSHA256(signingKey(secret, sc), "string to sign"); !bytes.Equal(got[:], want) {
+					t.Fatalf("%+v %s: the cached key signs differently", sc, secret)
 				}
 			}
 		}
