@@ -30,6 +30,8 @@ type Sources struct {
 	Live func() (sessions, participants, publishers int)
 	// Stages counts stored stages.
 	Stages func() int
+	// ParticipantCache, when the store has one (readcache), returns its hits and misses.
+	ParticipantCache func() (hits, misses uint64)
 }
 
 // New registers every collector.
@@ -76,6 +78,16 @@ func New(src Sources) *Metrics {
 	if src.Stages != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "openstage_stages", Help: "Stages stored."},
 			func() float64 { return float64(src.Stages()) }))
+	}
+	if src.ParticipantCache != nil {
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "openstage_participant_cache_hits_total",
+				Help: "GetParticipant reads answered from the node's participant cache."},
+				func() float64 { h, _ := src.ParticipantCache(); return float64(h) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "openstage_participant_cache_misses_total",
+				Help: "GetParticipant reads that went to the store."},
+				func() float64 { _, m := src.ParticipantCache(); return float64(m) }),
+		)
 	}
 	return m
 }

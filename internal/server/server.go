@@ -204,12 +204,16 @@ func (s *Server) mediaPlane(whipURL string) error {
 	if err != nil {
 		return fmt.Errorf("server: media: %w", err)
 	}
-	s.metrics = metrics.New(metrics.Sources{SFU: s.sfu, Live: s.domain.LiveCounts, Stages: func() int {
+	src := metrics.Sources{SFU: s.sfu, Live: s.domain.LiveCounts, Stages: func() int {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		n, _ := s.store.CountStages(ctx)
 		return n
-	}})
+	}}
+	if c, ok := s.store.(*readcache.Store); ok {
+		src.ParticipantCache = c.Stats
+	}
+	s.metrics = metrics.New(src)
 	s.whip, err = whip.New(whip.Config{Domain: s.domain, SFU: s.sfu, WHIPURL: whipURL, ClientInfo: s.clients.FromRequest,
 		CheckOffer: pol.VetOffer, Inspector: func() media.Inspector { return policy.NewStreamInspector(pol) },
 		OnRejected: s.metrics.Rejected("whip"), Log: s.log})

@@ -70,6 +70,16 @@ func TestShutdownDisconnectsEveryoneAndLeaksNothing(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// GetParticipant twice: the second comes from the participant cache (SQLite, held by this server).
+	sv, err := s.Domain().GetStage(ctx, v.ARN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := s.Domain().GetParticipant(ctx, v.ARN, sv.ActiveSessionID, toks[0].ParticipantID); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// The media and process metrics the load test reads are served.
 	resp, err := http.Get(strings.TrimSuffix(whip, "/whip") + "/metrics")
 	if err != nil {
@@ -78,10 +88,14 @@ func TestShutdownDisconnectsEveryoneAndLeaksNothing(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{"openstage_received_packets_total ", "openstage_forwarded_packets_total ", "process_cpu_seconds_total ",
-		"openstage_publishers 1", "openstage_participants_connected 1", "openstage_stages 1"} {
+		"openstage_publishers 1", "openstage_participants_connected 1", "openstage_stages 1",
+		"openstage_participant_cache_hits_total ", "openstage_participant_cache_misses_total "} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+	if strings.Contains(string(body), "openstage_participant_cache_hits_total 0\n") {
+		t.Error("the second GetParticipant did not come from the cache")
 	}
 	if strings.Contains(string(body), "openstage_received_packets_total 0\n") {
 		t.Error("no packets counted")
