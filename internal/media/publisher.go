@@ -42,7 +42,7 @@ type Publisher struct {
 	hooks PublishHooks
 
 	mu        sync.Mutex
-	tracks    []*webrtc.TrackLocalStaticRTP
+	tracks    []*fanout
 	videoSSRC webrtc.SSRC
 	subs      map[*Subscriber]struct{}
 	ready     chan struct{} // closed when the first track exists
@@ -101,7 +101,7 @@ var ErrBadOffer = errors.New("media: the offer cannot be used")
 
 func (p *Publisher) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	codec := remote.Codec()
-	local, err := webrtc.NewTrackLocalStaticRTP(codec.RTPCodecCapability, remote.Kind().String(), "openstage-"+string(p.key.id))
+	local, err := newFanout(codec.RTPCodecCapability, remote.Kind().String(), "openstage-"+string(p.key.id))
 	if err != nil {
 		p.sfu.log.Error("media: local track", "err", err)
 		return
@@ -136,7 +136,7 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 
 // forward is the hot path: read each packet once, inspect it, write it to the local track, which sends it
 // to every subscriber bound to that track.
-func (p *Publisher) forward(remote *webrtc.TrackRemote, local *webrtc.TrackLocalStaticRTP, codec webrtc.RTPCodecParameters) {
+func (p *Publisher) forward(remote *webrtc.TrackRemote, local *fanout, codec webrtc.RTPCodecParameters) {
 	defer p.sfu.wg.Done()
 	kind := remote.Kind()
 	var pkt rtp.Packet
@@ -160,8 +160,10 @@ func (p *Publisher) forward(remote *webrtc.TrackRemote, local *webrtc.TrackLocal
 				return
 			}
 		}
-		// Errors here are one subscriber's (a binding closing); the others must still get the packet.
-		_ = local.WriteRTP(&pkt)
+		if local.write(&pkt) {
+			// The subscribers' NACK responders keep the packet's bytes: the next one needs a buffer of its own.
+			buf = make([]byte, 1500)
+		}
 		st := &p.sfu.stats
 		st.ReceivedPackets.Add(1)
 		st.ReceivedBytes.Add(uint64(n))
@@ -195,7 +197,7 @@ const trackSettle = time.Second
 
 // waitTracks waits until the publisher has its tracks (or ctx ends), then returns them. A track appears
 // with the publisher's first packet on it, when pion knows its codec.
-func (p *Publisher) waitTracks(ctx context.Context) ([]*webrtc.TrackLocalStaticRTP, error) {
+func (p *Publisher) waitTracks(ctx context.Context) ([]*fanout, error) {
 	select {
 	case <-p.ready:
 	case <-p.done:
@@ -215,7 +217,7 @@ func (p *Publisher) waitTracks(ctx context.Context) ([]*webrtc.TrackLocalStaticR
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]*webrtc.TrackLocalStaticRTP(nil), p.tracks...), nil
+	return append([]*fanout(nil), p.tracks...), nil
 }
 
 // Done is closed when the publisher has ended.

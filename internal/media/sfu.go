@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
@@ -175,7 +176,9 @@ func newAPI(se webrtc.SettingEngine, allowVideo []string) (*webrtc.API, error) {
 	// feedback viewers and publishers need (RFC 4585, RFC 3550). pion's defaults add a statistics
 	// interceptor that records every packet for GetStats, which openstage never calls: left out, it saves
 	// its work on every forwarded packet (profiled, docs/BENCHMARKS.md).
-	if err := webrtc.ConfigureNack(m, ir); err != nil {
+	// The NACK responder keeps the packets it may resend as they are written, without a copy: the only
+	// local tracks are fanouts, which give every subscriber its own header and never reuse a kept payload.
+	if err := webrtc.ConfigureNackWithOptions(m, ir, nil, nack.DisableCopy()); err != nil {
 		return nil, err
 	}
 	if err := webrtc.ConfigureRTCPReports(ir); err != nil {

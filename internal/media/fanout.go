@@ -1,0 +1,89 @@
+package media
+
+import (
+	"slices"
+	"sync"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// fanout is a publisher's local track: each packet written to it goes to every subscriber bound to it.
+// It does what webrtc.TrackLocalStaticRTP does, except for whom the memory is: every subscriber gets a
+// header of its own (its SSRC and payload type), and all of them share the packet's bytes, which the
+// caller hands over. That is what lets pion's NACK responder keep packets for retransmission without
+// copying them (nack.DisableCopy in newAPI): with a copy, each packet was copied once per subscriber
+// into a ring of 1024 per subscriber, tens of megabytes that no cache holds (profiled,
+// docs/BENCHMARKS.md).
+type fanout struct {
+	// track negotiates the codec on Bind (pion's matching rules) and gives the track its identity; no
+	// packet is written through it.
+	track *webrtc.TrackLocalStaticRTP
+
+	mu    sync.RWMutex
+	binds []binding
+}
+
+type binding struct {
+	id   string
+	ssrc uint32
+	pt   uint8
+	w    webrtc.TrackLocalWriter
+}
+
+func newFanout(codec webrtc.RTPCodecCapability, id, streamID string) (*fanout, error) {
+	t, err := webrtc.NewTrackLocalStaticRTP(codec, id, streamID)
+	if err != nil {
+		return nil, err
+	}
+	return &fanout{track: t}, nil
+}
+
+var _ webrtc.TrackLocal = (*fanout)(nil)
+
+func (f *fanout) Bind(c webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	codec, err := f.track.Bind(c)
+	if err != nil {
+		return codec, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.binds = append(f.binds, binding{id: c.ID(), ssrc: uint32(c.SSRC()), pt: uint8(codec.PayloadType), w: c.WriteStream()})
+	return codec, nil
+}
+
+func (f *fanout) Unbind(c webrtc.TrackLocalContext) error {
+	f.mu.Lock()
+	f.binds = slices.DeleteFunc(f.binds, func(b binding) bool { return b.id == c.ID() })
+	f.mu.Unlock()
+	return f.track.Unbind(c)
+}
+
+func (f *fanout) ID() string                { return f.track.ID() }
+func (f *fanout) RID() string               { return f.track.RID() }
+func (f *fanout) StreamID() string          { return f.track.StreamID() }
+func (f *fanout) Kind() webrtc.RTPCodecType { return f.track.Kind() }
+
+// write sends p to every bound subscriber and reports whether it kept p's bytes (its payload and its
+// header extensions' payloads): then the caller must not reuse them, the NACK responders hold on to
+// them. Errors are one subscriber's (a binding closing); the others still get the packet.
+func (f *fanout) write(p *rtp.Packet) (kept bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if len(f.binds) == 0 {
+		return false
+	}
+	// Unmarshal reuses p's CSRC and extension arrays for the next packet: the kept headers get their own,
+	// shared by all subscribers (nothing on pion's send path changes a header), and all the headers come
+	// in one allocation per packet rather than one per subscriber.
+	csrc, ext := slices.Clone(p.CSRC), slices.Clone(p.Extensions)
+	hs := make([]rtp.Header, len(f.binds))
+	for i, b := range f.binds {
+		h := &hs[i]
+		*h = p.Header
+		h.CSRC, h.Extensions = csrc, ext
+		h.SSRC, h.PayloadType = b.ssrc, b.pt
+		_, _ = b.w.WriteRTP(h, p.Payload)
+	}
+	return true
+}
