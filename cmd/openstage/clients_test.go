@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime/types"
 
+	"github.com/openstage/openstage/internal/ivstest"
 	"github.com/openstage/openstage/internal/peer"
 )
 
@@ -64,25 +65,8 @@ func clientScript(t *testing.T, parts ...string) string {
 type script struct {
 	name string
 	cmd  *exec.Cmd
-	out  lockedBuffer
+	out  ivstest.Buffer
 	done chan error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // runScript starts a client; it is killed when ctx ends or the test does.
@@ -146,24 +130,6 @@ func waitPublishing(ctx context.Context, t *testing.T, c *ivsrealtime.Client, ar
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// eventNames lists a participant's events as NAME or NAME>remote.
-func eventNames(ctx context.Context, t *testing.T, c *ivsrealtime.Client, arn *string, session, pid string) []string {
-	t.Helper()
-	evs, err := c.ListParticipantEvents(ctx, &ivsrealtime.ListParticipantEventsInput{StageArn: arn, SessionId: &session, ParticipantId: &pid})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, e := range evs.Events {
-		s := string(e.Name)
-		if e.RemoteParticipantId != nil {
-			s += ">" + *e.RemoteParticipantId
-		}
-		got = append(got, s)
-	}
-	return got
 }
 
 // waitDisconnected polls until the participant is DISCONNECTED and returns it.
@@ -271,7 +237,7 @@ func TestAiortcPublish(t *testing.T) {
 			}
 		}
 		want := []string{"JOINED", "PUBLISH_STARTED", "PUBLISH_STOPPED", "LEFT"}
-		if got := eventNames(ctx, t, c, arn, session, pid); strings.Join(got, " ") != strings.Join(want, " ") {
+		if got := ivstest.Events(ctx, t, c, arn, session, pid); strings.Join(got, " ") != strings.Join(want, " ") {
 			t.Fatalf("events of %s\n got %q\nwant %q", *pub.tok.UserId, got, want)
 		}
 	}
@@ -324,7 +290,7 @@ func TestAiortcSubscribe(t *testing.T) {
 		t.Fatalf("viewer %+v", part)
 	}
 	want := []string{"JOINED", "SUBSCRIBE_STARTED>" + *host.ParticipantId, "SUBSCRIBE_STOPPED>" + *host.ParticipantId, "LEFT"}
-	if got := eventNames(ctx, t, c, arn, session, *viewer.ParticipantId); strings.Join(got, " ") != strings.Join(want, " ") {
+	if got := ivstest.Events(ctx, t, c, arn, session, *viewer.ParticipantId); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("events of the aiortc viewer\n got %q\nwant %q", got, want)
 	}
 }
@@ -398,31 +364,11 @@ func TestJSSDKSession(t *testing.T) {
 		t.Cleanup(pub.Close)
 		return pub, waitPublishing(ctx, t, c, arn, *tok.ParticipantId, nil)
 	}
-	ended := func(sessions int) {
-		t.Helper()
-		for {
-			st, err := c.GetStage(ctx, &ivsrealtime.GetStageInput{Arn: arn})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ss, err := c.ListStageSessions(ctx, &ivsrealtime.ListStageSessionsInput{StageArn: arn})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if st.Stage.ActiveSessionId == nil && len(ss.StageSessions) == sessions && ss.StageSessions[0].EndTime != nil {
-				return
-			}
-			if ctx.Err() != nil {
-				t.Fatalf("session %d did not end", sessions)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
 	a1, _ := publish(alice)
 	if err := a1.Delete(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ended(1)
+	ivstest.WaitSessionEnded(ctx, t, c, arn, 1)
 	a2, session := publish(alice)
 	b, _ := publish(bob)
 	sub, err := peer.Subscribe(ctx, peer.Options{WHIPURL: whipURL, Token: *carol.Token}, *alice.ParticipantId)
@@ -443,7 +389,7 @@ func TestJSSDKSession(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ended(2)
+	ivstest.WaitSessionEnded(ctx, t, c, arn, 2)
 	t.Logf("two sessions populated in %v", time.Since(began).Round(time.Millisecond))
 	began = time.Now()
 

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime/types"
 	"github.com/coder/websocket"
 
+	"github.com/openstage/openstage/internal/ivstest"
 	"github.com/openstage/openstage/internal/peer"
 )
 
@@ -73,25 +74,7 @@ func TestMediaEndToEnd(t *testing.T) {
 	ws.Close(websocket.StatusNormalClosure, "")
 
 	// The session ends after the grace window; then the SDK reads the history.
-	var session string
-	for {
-		st, err := c.GetStage(ctx, &ivsrealtime.GetStageInput{Arn: arn})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ss, err := c.ListStageSessions(ctx, &ivsrealtime.ListStageSessionsInput{StageArn: arn})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.Stage.ActiveSessionId == nil && len(ss.StageSessions) == 1 && ss.StageSessions[0].EndTime != nil {
-			session = *ss.StageSessions[0].SessionId
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatal("the session did not end")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	session := ivstest.WaitSessionEnded(ctx, t, c, arn, 1)
 	parts, err := c.ListParticipants(ctx, &ivsrealtime.ListParticipantsInput{StageArn: arn, SessionId: &session})
 	if err != nil || len(parts.Participants) != 2 {
 		t.Fatalf("participants %+v %v", parts, err)
@@ -110,18 +93,7 @@ func TestMediaEndToEnd(t *testing.T) {
 		*viewer.ParticipantId: {"JOINED", "SUBSCRIBE_STARTED>" + *host.ParticipantId, "SUBSCRIBE_STOPPED>" + *host.ParticipantId, "LEFT"},
 	}
 	for pid, w := range want {
-		evs, err := c.ListParticipantEvents(ctx, &ivsrealtime.ListParticipantEventsInput{StageArn: arn, SessionId: &session, ParticipantId: aws.String(pid)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for _, e := range evs.Events {
-			s := string(e.Name)
-			if e.RemoteParticipantId != nil {
-				s += ">" + *e.RemoteParticipantId
-			}
-			got = append(got, s)
-		}
+		got := ivstest.Events(ctx, t, c, arn, session, pid)
 		if strings.Join(got, " ") != strings.Join(w, " ") {
 			t.Fatalf("events of %s\n got %q\nwant %q", pid, got, w)
 		}

@@ -1,7 +1,6 @@
 package console_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -26,6 +25,7 @@ import (
 	"github.com/openstage/openstage/internal/clientinfo"
 	"github.com/openstage/openstage/internal/config"
 	"github.com/openstage/openstage/internal/console"
+	"github.com/openstage/openstage/internal/ivstest"
 	"github.com/openstage/openstage/internal/server"
 )
 
@@ -43,24 +43,6 @@ func chromium(t *testing.T) string {
 		t.Skipf("%s is missing: install Debian's chromium (scripts/ci-deps-browser.sh) to run the browser test", chromiumPath)
 	}
 	return chromiumPath
-}
-
-// syncBuffer collects the server's and the pages' logs, shown when the test fails.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startServer runs a whole openstage in-process on 127.0.0.1 (API, WHIP, events socket, console) with
@@ -276,7 +258,7 @@ func unsignedToken(base string, exp time.Time) string {
 // the stage full; then the AWS SDK reads what openstage recorded of them.
 func TestBrowserParticipants(t *testing.T) {
 	began := time.Now()
-	logs := &syncBuffer{}
+	logs := &ivstest.Buffer{} // the server's and the pages' logs, shown when the test fails
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv("DEBUGLOGS") != "" {
 			t.Logf("server and page logs:\n%s", logs.String())
@@ -419,25 +401,7 @@ func TestBrowserParticipants(t *testing.T) {
 		tabs[name].click("leave")
 		tabs[name].waitFor("leaving", `!openstageJoin.stage && document.querySelectorAll("figure.tile.remote").length === 0`, 10*time.Second)
 	}
-	var session string
-	for {
-		st, err := c.GetStage(ctx, &ivsrealtime.GetStageInput{Arn: arn})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ss, err := c.ListStageSessions(ctx, &ivsrealtime.ListStageSessionsInput{StageArn: arn})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.Stage.ActiveSessionId == nil && len(ss.StageSessions) == 1 && ss.StageSessions[0].EndTime != nil {
-			session = *ss.StageSessions[0].SessionId
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatal("the session did not end")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	session := ivstest.WaitSessionEnded(ctx, t, c, arn, 1)
 	parts, err := c.ListParticipants(ctx, &ivsrealtime.ListParticipantsInput{StageArn: arn, SessionId: &session})
 	if err != nil || len(parts.Participants) != 4 {
 		t.Fatalf("participants %+v %v", parts, err)
@@ -489,7 +453,7 @@ func TestBrowserParticipants(t *testing.T) {
 			"SUBSCRIBE_STOPPED>" + alice, "SUBSCRIBE_STOPPED>" + bob},
 	}
 	for pid, w := range wantEvents {
-		evs := events(ctx, t, c, arn, &session, pid)
+		evs := ivstest.Events(ctx, t, c, arn, session, pid)
 		if len(evs) < 2 || evs[0] != "JOINED" || evs[len(evs)-1] != "LEFT" {
 			t.Fatalf("events of %s: %q", pid, evs)
 		}
@@ -508,28 +472,8 @@ func TestBrowserParticipants(t *testing.T) {
 		}
 		t.Logf("events of %s: %q", pid, evs)
 	}
-	if evs := events(ctx, t, c, arn, &session, dave); !slices.Equal(evs, []string{"JOIN_ERROR:QUOTA_EXCEEDED"}) {
+	if evs := ivstest.Events(ctx, t, c, arn, session, dave); !slices.Equal(evs, []string{"JOIN_ERROR:QUOTA_EXCEEDED"}) {
 		t.Fatalf("events of dave: %q", evs)
 	}
 	t.Logf("done in %v", time.Since(began).Round(time.Millisecond))
-}
-
-func events(ctx context.Context, t *testing.T, c *ivsrealtime.Client, arn, session *string, pid string) []string {
-	t.Helper()
-	out, err := c.ListParticipantEvents(ctx, &ivsrealtime.ListParticipantEventsInput{StageArn: arn, SessionId: session, ParticipantId: aws.String(pid)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, e := range out.Events {
-		s := string(e.Name)
-		if e.RemoteParticipantId != nil {
-			s += ">" + *e.RemoteParticipantId
-		}
-		if e.ErrorCode != "" {
-			s += ":" + string(e.ErrorCode)
-		}
-		got = append(got, s)
-	}
-	return got
 }
