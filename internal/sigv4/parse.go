@@ -36,30 +36,28 @@ func parseAuthorization(h string) (authorization, *Error) {
 	if alg != algorithm {
 		return a, incomplete("Unsupported AWS 'algorithm': only '" + algorithm + "' is supported.")
 	}
-	seen := map[string]bool{}
-	for _, field := range strings.FieldsFunc(rest, isAuthSeparator) {
+	var seenCredential, seenSignedHeaders, seenSignature bool
+	for field := range strings.FieldsFuncSeq(rest, isAuthSeparator) {
 		key, value, ok := strings.Cut(field, "=")
 		if !ok {
 			return a, incomplete("Invalid key=value pair (missing equal-sign) in Authorization header.")
 		}
+		var seen *bool
 		switch key {
-		case "Credential", "SignedHeaders", "Signature":
+		case "Credential":
+			seen, a.Credential = &seenCredential, value
+		case "SignedHeaders":
+			seen, a.SignedHeaders = &seenSignedHeaders, splitSignedHeaders(value)
+		case "Signature":
+			seen, a.Signature = &seenSignature, value
 		default:
 			// AWS ignores nothing here either: an unknown parameter means a malformed header.
 			return a, incomplete("Unknown parameter in Authorization header: only Credential, SignedHeaders and Signature are allowed.")
 		}
-		if seen[key] {
+		if *seen {
 			return a, incomplete("Authorization header has more than one '" + key + "' parameter.")
 		}
-		seen[key] = true
-		switch key {
-		case "Credential":
-			a.Credential = value
-		case "SignedHeaders":
-			a.SignedHeaders = splitSignedHeaders(value)
-		case "Signature":
-			a.Signature = value
-		}
+		*seen = true
 	}
 	var missing []string
 	if a.Credential == "" {
