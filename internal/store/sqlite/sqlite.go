@@ -75,8 +75,9 @@ func WithDeleteBatch(n int) Option {
 
 // Exclusive makes Open take an exclusive lock (flock) on "<path>.lock" and hold it until Close, failing with
 // ErrInUse when another Store holds it, in this process or another. A server that keeps what it reads in
-// memory (readcache) needs to know that no other process writes the file; Exclusive is how it knows.
-// Where the platform has no flock, the option does nothing and Store.Exclusive reports false.
+// memory (readcache) needs to know that no other openstage writes the file; Exclusive is how it knows. The
+// lock is advisory: only Opens with Exclusive honour it (the sqlite3 shell, say, does not). Where the
+// platform has no flock, the option does nothing and Store.Exclusive reports false.
 func Exclusive() Option { return func(c *config) { c.exclusive = true } }
 
 // ErrInUse: Exclusive found the database held by another Store.
@@ -354,8 +355,8 @@ func (s *Store) Secret(ctx context.Context, name string, create func() ([]byte, 
 	return v, nil
 }
 
-// Exclusive reports whether this Store holds the database's lock (see Exclusive): no other Store, in this
-// process or another, writes to it while this one is open.
+// Exclusive reports whether this Store holds the database's lock (see Exclusive): no other Store opened with
+// Exclusive, in this process or another, can open the file while this one is open.
 func (s *Store) Exclusive() bool { return s.lock != nil }
 
 func (s *Store) unlock() {
