@@ -248,7 +248,7 @@ func TestBounded(t *testing.T) {
 			hits++
 		}
 	}
-	if hits > 8 {
+	if hits > 8 || hits == 0 { // at least the last one read is still there
 		t.Fatalf("%d of 20 participants answered from a cache of 8", hits)
 	}
 }
