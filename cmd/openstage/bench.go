@@ -1,17 +1,14 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/openstage/openstage/internal/bench"
 	"github.com/openstage/openstage/internal/config"
-	"github.com/openstage/openstage/internal/server"
 )
 
 func benchCmd() *cobra.Command {
@@ -63,32 +60,6 @@ func benchServerCmd() *cobra.Command {
 	}
 	cfg := config.Flags(cmd.Flags())
 	cpuprofile := cmd.Flags().String("cpuprofile", "", "write a CPU profile of the whole run to this file")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if err := config.Resolve(cmd.Flags(), cfg, os.Getenv); err != nil {
-			return err
-		}
-		log, err := newLogger(cfg)
-		if err != nil {
-			return err
-		}
-		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		srv, err := server.New(ctx, cfg, log)
-		if err != nil {
-			return err
-		}
-		if *cpuprofile != "" {
-			f, err := os.Create(*cpuprofile)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			if err := pprof.StartCPUProfile(f); err != nil {
-				return fmt.Errorf("cpuprofile: %w", err)
-			}
-			defer pprof.StopCPUProfile()
-		}
-		return srv.Run(ctx, cmd.OutOrStdout(), nil)
-	}
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return runServer(cmd, cfg, *cpuprofile) }
 	return cmd
 }

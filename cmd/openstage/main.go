@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -40,23 +41,38 @@ func serveCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	cfg := config.Flags(cmd.Flags())
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if err := config.Resolve(cmd.Flags(), cfg, os.Getenv); err != nil {
-			return err
-		}
-		log, err := newLogger(cfg)
-		if err != nil {
-			return err
-		}
-		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		srv, err := server.New(ctx, cfg, log)
-		if err != nil {
-			return err
-		}
-		return srv.Run(ctx, cmd.OutOrStdout(), nil)
-	}
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return runServer(cmd, cfg, "") }
 	return cmd
+}
+
+// runServer is serve's work, shared with `bench server`: resolve the settings, start the server, run it until
+// SIGINT or SIGTERM. With cpuprofile set, a CPU profile of the whole run is written there.
+func runServer(cmd *cobra.Command, cfg *config.Config, cpuprofile string) error {
+	if err := config.Resolve(cmd.Flags(), cfg, os.Getenv); err != nil {
+		return err
+	}
+	log, err := newLogger(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv, err := server.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	return srv.Run(ctx, cmd.OutOrStdout(), nil)
 }
 
 func newLogger(cfg *config.Config) (*slog.Logger, error) {
