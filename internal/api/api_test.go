@@ -15,6 +15,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/openstage/openstage/internal/ivs"
+	"github.com/openstage/openstage/internal/ivstest"
 	"github.com/openstage/openstage/internal/stage"
 	"github.com/openstage/openstage/internal/token"
 )
@@ -185,17 +186,10 @@ func TestParticipantsSessionsAndEvents(t *testing.T) {
 	}
 	var seq []string
 	for _, e := range evs.Events {
-		s := string(e.Name)
-		if e.RemoteParticipantId != nil {
-			s += ">" + *e.RemoteParticipantId
-		}
-		if e.ErrorCode != "" {
-			s += ":" + string(e.ErrorCode)
-		}
 		if e.EventTime == nil || e.EventTime.Before(t0) {
 			t.Fatalf("event time %v", e.EventTime)
 		}
-		seq = append(seq, s)
+		seq = append(seq, ivstest.Event(e))
 	}
 	want := fmt.Sprintf("JOINED SUBSCRIBE_STARTED>%[1]s SUBSCRIBE_ERROR>nobody:PUBLISHER_NOT_FOUND SUBSCRIBE_STOPPED>%[1]s LEFT", pub.ID)
 	if strings.Join(seq, " ") != want {

@@ -1,5 +1,6 @@
-// Package ivstest holds what tests in several packages do to read openstage back through the AWS SDK for
-// Go: a participant's events as short strings, the wait for a stage's session to end. Only tests import it.
+// Package ivstest holds what tests in several packages do to read openstage back, through the AWS SDK for Go
+// or the stage domain: a participant's events as short strings, the wait for a stage's session to end. Only
+// tests import it.
 package ivstest
 
 import (
@@ -11,6 +12,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime/types"
+
+	"github.com/openstage/openstage/internal/ivs"
 )
 
 // Event writes an event as NAME, NAME>remote participant, and :ERROR_CODE when it has one, so that a
@@ -19,6 +22,18 @@ func Event(e types.Event) string {
 	s := string(e.Name)
 	if e.RemoteParticipantId != nil {
 		s += ">" + *e.RemoteParticipantId
+	}
+	if e.ErrorCode != "" {
+		s += ":" + string(e.ErrorCode)
+	}
+	return s
+}
+
+// DomainEvent writes an event of the stage domain (or the store) as Event writes the API's.
+func DomainEvent(e ivs.Event) string {
+	s := string(e.Name)
+	if e.RemoteParticipantID != "" {
+		s += ">" + string(e.RemoteParticipantID)
 	}
 	if e.ErrorCode != "" {
 		s += ":" + string(e.ErrorCode)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/openstage/openstage/internal/clock"
 	"github.com/openstage/openstage/internal/ivs"
+	"github.com/openstage/openstage/internal/ivstest"
 	"github.com/openstage/openstage/internal/stage"
 	"github.com/openstage/openstage/internal/store"
 	"github.com/openstage/openstage/internal/store/teststore"
@@ -125,14 +126,7 @@ func (e *env) events(pr *stage.Presence) []string {
 	}
 	var out []string
 	for _, ev := range evs {
-		s := string(ev.Name)
-		if ev.RemoteParticipantID != "" {
-			s += ">" + string(ev.RemoteParticipantID)
-		}
-		if ev.ErrorCode != "" {
-			s += ":" + string(ev.ErrorCode)
-		}
-		out = append(out, s)
+		out = append(out, ivstest.DomainEvent(ev))
 	}
 	return out
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/openstage/openstage/internal/clock"
 	"github.com/openstage/openstage/internal/ivs"
+	"github.com/openstage/openstage/internal/ivstest"
 	"github.com/openstage/openstage/internal/media"
 	"github.com/openstage/openstage/internal/media/policy"
 	"github.com/openstage/openstage/internal/peer"
@@ -155,14 +156,7 @@ func (e *env) events(pid ivs.ParticipantID) []string {
 	}
 	var out []string
 	for _, ev := range evs {
-		s := string(ev.Name)
-		if ev.RemoteParticipantID != "" {
-			s += ">" + string(ev.RemoteParticipantID)
-		}
-		if ev.ErrorCode != "" {
-			s += ":" + string(ev.ErrorCode)
-		}
-		out = append(out, s)
+		out = append(out, ivstest.DomainEvent(ev))
 	}
 	return out
 }
