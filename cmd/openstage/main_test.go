@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime/types"
 
+	"github.com/openstage/openstage/internal/ivstest"
 	"github.com/openstage/openstage/internal/store/teststore"
 )
 
@@ -44,8 +44,7 @@ func TestMain(m *testing.M) {
 type proc struct {
 	cmd  *exec.Cmd
 	url  string
-	out  *strings.Builder
-	mu   *sync.Mutex
+	out  *ivstest.Buffer // the server's stderr
 	done chan error
 }
 
@@ -82,8 +81,8 @@ func start(t *testing.T, dataDir string, extra ...string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, out: &strings.Builder{}, mu: &sync.Mutex{}, done: make(chan error, 1)}
-	cmd.Stderr = &lockedWriter{p.out, p.mu}
+	p := &proc{cmd: cmd, out: &ivstest.Buffer{}, done: make(chan error, 1)}
+	cmd.Stderr = p.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -113,22 +112,7 @@ func start(t *testing.T, dataDir string, extra ...string) *proc {
 	return p
 }
 
-type lockedWriter struct {
-	w  io.Writer
-	mu *sync.Mutex
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
-}
-
-func (p *proc) log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
+func (p *proc) log() string { return p.out.String() }
 
 func (p *proc) client() *ivsrealtime.Client {
 	return ivsrealtime.New(ivsrealtime.Options{BaseEndpoint: aws.String(p.url), Region: "us-east-1", RetryMaxAttempts: 1,
