@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	_ "embed"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -24,7 +23,6 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
-	"github.com/pion/webrtc/v4/pkg/media/h264reader"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 )
 
@@ -394,42 +392,25 @@ func (p *Publisher) sendVideo(track *webrtc.TrackLocalStaticSample, src []byte) 
 	if !p.waitToSend() {
 		return
 	}
+	aus := splitAccessUnits(src)
+	if len(aus) == 0 {
+		return
+	}
 	const frame = time.Second / 15
 	tick := time.NewTicker(frame)
 	defer tick.Stop()
-	for {
-		r, err := h264reader.NewReader(bytes.NewReader(src))
-		if err != nil {
+	for i := 0; ; i = (i + 1) % len(aus) {
+		select {
+		case <-p.closed:
+			return
+		case <-p.stopSend:
+			return
+		case <-tick.C:
+		}
+		if err := track.WriteSample(media.Sample{Data: aus[i], Duration: frame}); err != nil {
 			return
 		}
-		var au []byte
-		for {
-			nal, err := r.NextNAL()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return
-			}
-			au = append(au, 0, 0, 0, 1)
-			au = append(au, nal.Data...)
-			// A coded slice ends an access unit in this fixture (one slice per frame).
-			if nal.UnitType != h264reader.NalUnitTypeCodedSliceIdr && nal.UnitType != h264reader.NalUnitTypeCodedSliceNonIdr {
-				continue
-			}
-			select {
-			case <-p.closed:
-				return
-			case <-p.stopSend:
-				return
-			case <-tick.C:
-			}
-			if err := track.WriteSample(media.Sample{Data: au, Duration: frame}); err != nil {
-				return
-			}
-			p.SentVideo.Add(1)
-			au = nil
-		}
+		p.SentVideo.Add(1)
 	}
 }
 

@@ -2,8 +2,6 @@ package peer
 
 import (
 	"bytes"
-	"errors"
-	"io"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -27,26 +25,31 @@ var (
 
 // fixtureAccessUnits splits the H.264 fixture into access units, once.
 func fixtureAccessUnits() [][]byte {
-	accessUnitsOnce.Do(func() {
-		r, err := h264reader.NewReader(bytes.NewReader(h264Fixture))
-		if err != nil {
-			return
-		}
-		var au []byte
-		for {
-			nal, err := r.NextNAL()
-			if errors.Is(err, io.EOF) || err != nil {
-				return
-			}
-			au = append(au, 0, 0, 0, 1)
-			au = append(au, nal.Data...)
-			if nal.UnitType == h264reader.NalUnitTypeCodedSliceIdr || nal.UnitType == h264reader.NalUnitTypeCodedSliceNonIdr {
-				accessUnits = append(accessUnits, au)
-				au = nil
-			}
-		}
-	})
+	accessUnitsOnce.Do(func() { accessUnits = splitAccessUnits(h264Fixture) })
 	return accessUnits
+}
+
+// splitAccessUnits splits an Annex-B H.264 stream with one slice per picture into access units, each with
+// the parameter sets that came before its slice; it stops at the first error.
+func splitAccessUnits(src []byte) [][]byte {
+	r, err := h264reader.NewReader(bytes.NewReader(src))
+	if err != nil {
+		return nil
+	}
+	var aus [][]byte
+	var au []byte
+	for {
+		nal, err := r.NextNAL()
+		if err != nil { // io.EOF at the end
+			return aus
+		}
+		au = append(au, 0, 0, 0, 1)
+		au = append(au, nal.Data...)
+		if nal.UnitType == h264reader.NalUnitTypeCodedSliceIdr || nal.UnitType == h264reader.NalUnitTypeCodedSliceNonIdr {
+			aus = append(aus, au)
+			au = nil
+		}
+	}
 }
 
 // sendSynthetic sends rate packets per second of size bytes on track: the fixture's frames at 15 fps,
