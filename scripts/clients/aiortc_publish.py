@@ -148,14 +148,7 @@ async def run(args):
     pc.addTransceiver(tone, direction="sendonly")
     prefer_h264(pc.addTransceiver(bars, direction="sendonly"))
 
-    state = {"value": "new"}
-    changed = asyncio.Event()
-
-    @pc.on("connectionstatechange")
-    def _():
-        state["value"] = pc.connectionState
-        log(f"connection {pc.connectionState}")
-        changed.set()
+    watch = whiphttp.ConnectionWatch(pc, P)
 
     # aiortc gathers every candidate inside setLocalDescription (it does not trickle), so the offer it
     # then holds is complete: one round trip, as WHIP wants.
@@ -174,16 +167,7 @@ async def run(args):
         whiphttp.fail(P, "the answer does not accept H.264 video")
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
 
-    deadline = time.monotonic() + args.connect_timeout
-    while state["value"] != "connected":
-        if state["value"] in ("failed", "closed") or time.monotonic() > deadline:
-            await pc.close()
-            whiphttp.fail(P, f"media did not connect (state {state['value']})")
-        changed.clear()
-        try:
-            await asyncio.wait_for(changed.wait(), max(0.1, deadline - time.monotonic()))
-        except asyncio.TimeoutError:
-            pass
+    await watch.connected(args.connect_timeout)
 
     end = time.monotonic() + args.seconds
     while time.monotonic() < end:

@@ -57,14 +57,7 @@ async def run(args):
         log(f"track {track.kind}")
         readers.append(asyncio.ensure_future(consume(track, counts)))
 
-    state = {"value": "new"}
-    changed = asyncio.Event()
-
-    @pc.on("connectionstatechange")
-    def _():
-        state["value"] = pc.connectionState
-        log(f"connection {pc.connectionState}")
-        changed.set()
+    watch = whiphttp.ConnectionWatch(pc, P)
 
     await pc.setLocalDescription(await pc.createOffer())
     target = args.whip_url.rstrip("/") + "/subscribe/" + urllib.parse.quote(args.publisher_id, safe="")
@@ -78,16 +71,7 @@ async def run(args):
     log(f"answer received; session {location}")
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
 
-    deadline = time.monotonic() + args.connect_timeout
-    while state["value"] != "connected":
-        if state["value"] in ("failed", "closed") or time.monotonic() > deadline:
-            await pc.close()
-            whiphttp.fail(P, f"media did not connect (state {state['value']})")
-        changed.clear()
-        try:
-            await asyncio.wait_for(changed.wait(), max(0.1, deadline - time.monotonic()))
-        except asyncio.TimeoutError:
-            pass
+    await watch.connected(args.connect_timeout)
 
     end = time.monotonic() + args.seconds
     while time.monotonic() < end:

@@ -1,4 +1,5 @@
-"""The HTTP half of a WHIP client (RFC 9725), shared by the aiortc scripts beside this file.
+"""The HTTP half of a WHIP client (RFC 9725), and the wait for the media connection, shared by the aiortc
+scripts beside this file.
 
 Only the standard library: Debian's python3-aiortc does not pull in aiohttp, and urllib refuses to
 follow a 307 for a POST, which is exactly what an IVS-style global endpoint answers. So redirects are
@@ -6,8 +7,10 @@ followed here by hand, re-sending the method, the body and the Authorization hea
 that WHIP clients must ("persist headers in the redirected request").
 """
 
+import asyncio
 import http.client
 import sys
+import time
 import urllib.parse
 
 import aiortc
@@ -91,3 +94,31 @@ def delete(url, token, prefix):
 def fail(prefix, msg, code=1):
     print(f"{prefix}: FAIL: {msg}", file=sys.stderr, flush=True)
     sys.exit(code)
+
+
+class ConnectionWatch:
+    """Follows a peer connection's state from before the offer is made, and waits for "connected"."""
+
+    def __init__(self, pc, prefix):
+        self.pc, self.prefix = pc, prefix
+        self.state = "new"
+        self.changed = asyncio.Event()
+
+        @pc.on("connectionstatechange")
+        def _():
+            self.state = pc.connectionState
+            log(prefix, f"connection {pc.connectionState}")
+            self.changed.set()
+
+    async def connected(self, timeout):
+        """Returns once connected; closes the connection and exits on failure or after timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while self.state != "connected":
+            if self.state in ("failed", "closed") or time.monotonic() > deadline:
+                await self.pc.close()
+                fail(self.prefix, f"media did not connect (state {self.state})")
+            self.changed.clear()
+            try:
+                await asyncio.wait_for(self.changed.wait(), max(0.1, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                pass
