@@ -106,7 +106,8 @@ var pythonEnv = []string{"PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1"}
 // that session's id.
 func waitPublishing(ctx context.Context, t *testing.T, c *ivsrealtime.Client, arn *string, pid string, s *script) string {
 	t.Helper()
-	for {
+	var session string
+	ivstest.Eventually(t, ivstest.Until(ctx, time.Minute), 50*time.Millisecond, func() error {
 		st, err := c.GetStage(ctx, &ivsrealtime.GetStageInput{Arn: arn})
 		if err != nil {
 			t.Fatal(err)
@@ -118,36 +119,35 @@ func waitPublishing(ctx context.Context, t *testing.T, c *ivsrealtime.Client, ar
 				t.Fatal(err)
 			}
 			if err == nil && p.Participant.Published {
-				return *sid
+				session = *sid
+				return nil
 			}
 		}
-		if ctx.Err() != nil {
-			out := ""
-			if s != nil {
-				out = s.out.String()
-			}
-			t.Fatalf("participant %s never published\n%s", pid, out)
+		out := ""
+		if s != nil {
+			out = s.out.String()
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Errorf("participant %s never published\n%s", pid, out)
+	})
+	return session
 }
 
 // waitDisconnected polls until the participant is DISCONNECTED and returns it.
 func waitDisconnected(ctx context.Context, t *testing.T, c *ivsrealtime.Client, arn *string, session, pid string) *types.Participant {
 	t.Helper()
-	for {
+	var got *types.Participant
+	ivstest.Eventually(t, ivstest.Until(ctx, time.Minute), 50*time.Millisecond, func() error {
 		p, err := c.GetParticipant(ctx, &ivsrealtime.GetParticipantInput{StageArn: arn, SessionId: &session, ParticipantId: &pid})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p.Participant.State == types.ParticipantStateDisconnected {
-			return p.Participant
+		if p.Participant.State != types.ParticipantStateDisconnected {
+			return fmt.Errorf("participant %s still %s", pid, p.Participant.State)
 		}
-		if ctx.Err() != nil {
-			t.Fatalf("participant %s still %s", pid, p.Participant.State)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		got = p.Participant
+		return nil
+	})
+	return got
 }
 
 // clientAttribute is the model's ParticipantClientAttribute: GetParticipant must never return anything else.
@@ -197,13 +197,13 @@ func TestAiortcPublish(t *testing.T) {
 		if err != nil {
 			t.Fatalf("subscribe to %s: %v", *pub.tok.UserId, err)
 		}
-		for sub.VideoPackets.Load() < 30 || sub.AudioPackets.Load() < 25 || sub.Keyframes.Load() == 0 {
-			if ctx.Err() != nil {
-				t.Fatalf("media from %s did not flow: video %d audio %d keyframes %d\n%s", *pub.tok.UserId,
+		ivstest.Eventually(t, ivstest.Until(ctx, time.Minute), 20*time.Millisecond, func() error {
+			if sub.VideoPackets.Load() < 30 || sub.AudioPackets.Load() < 25 || sub.Keyframes.Load() == 0 {
+				return fmt.Errorf("media from %s did not flow: video %d audio %d keyframes %d\n%s", *pub.tok.UserId,
 					sub.VideoPackets.Load(), sub.AudioPackets.Load(), sub.Keyframes.Load(), scripts[i].out.String())
 			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return nil
+		})
 		if codec, _ := sub.VideoCodec.Load().(string); !strings.EqualFold(codec, "video/H264") {
 			t.Fatalf("video from %s is %q, not H.264", *pub.tok.UserId, codec)
 		}
@@ -375,12 +375,12 @@ func TestJSSDKSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for sub.VideoPackets.Load() < 10 || sub.AudioPackets.Load() < 10 {
-		if ctx.Err() != nil {
-			t.Fatal("no media reached the subscriber")
+	ivstest.Eventually(t, ivstest.Until(ctx, time.Minute), 20*time.Millisecond, func() error {
+		if v, a := sub.VideoPackets.Load(), sub.AudioPackets.Load(); v < 10 || a < 10 {
+			return fmt.Errorf("media did not reach the subscriber: video %d audio %d", v, a)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	if err := sub.Delete(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -28,7 +29,16 @@ AWS_SESSION_TOKEN and AWS_DEFAULT_REGION (or AWS_REGION).
 Publishers send a camera-like H.264 320x180 15 fps stream and Opus. For more load, --packet-rate makes
 each publisher send that many synthetic H.264 video packets a second (the same frames plus filler-data
 NAL units, real SRTP): mind the server's media policy bitrate limit (8.5 Mbps with "ivs", that is about
-880 packets/s of 1200 bytes), and use more publishers and subscribers rather than one fast stream.`,
+880 packets/s of 1200 bytes), and use more publishers and subscribers rather than one fast stream.
+
+--flood N measures something else: what a flood of bad participant tokens does to real participants.
+One publisher and --flood-subscribers subscribers run from --local-addr (127.0.0.1) while new subscribers
+and events sockets join one after another and an API caller calls GetStage, first for --duration without
+an attack, then for --duration while N attackers, from --flood-from (127.0.0.2), send bad tokens (forged
+signatures, each fresh; expired; garbage; a deleted stage's) to WHIP publish, WHIP subscribe and the events
+socket, --flood-rate requests a second in all (0: as fast as they can); --flood-rounds times. It reports
+join times, delivered packets, GetStage latency and the server's CPU in the quiet and the flooded phases
+and their ratios. It runs against a loopback endpoint only.`,
 		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
@@ -47,6 +57,13 @@ NAL units, real SRTP): mind the server's media policy bitrate limit (8.5 Mbps wi
 	f.IntVar(&cfg.PacketSize, "packet-size", 1200, "size of the synthetic video packets, RTP header included")
 	f.IntVar(&cfg.JoinConcurrency, "join-concurrency", 8, "peers negotiating at once")
 	f.StringVar(&cfg.LocalAddr, "local-addr", "127.0.0.1", "IP the peers' UDP sockets bind (0.0.0.0 for a server on another host)")
+	flood := loadtest.FloodConfig{}
+	f.IntVar(&flood.Attackers, "flood", 0, "measure a flood of bad tokens with this many attackers instead (see above)")
+	f.Float64Var(&flood.AttackRate, "flood-rate", 2500, "bad requests per second the attackers send in all (0: as fast as they can)")
+	f.StringVar(&flood.AttackFrom, "flood-from", "127.0.0.2", "loopback address the attackers connect from")
+	f.IntVar(&flood.Subscribers, "flood-subscribers", 2, "subscribers receiving the publisher's media throughout the flood test")
+	f.IntVar(&flood.Rounds, "flood-rounds", 3, "rounds of a quiet and a flooded phase, each --duration long")
+	f.BoolVar(&flood.AttackOpen, "flood-open", false, "attackers do not wait for answers: requests start at --flood-rate regardless (up to 1024 in flight)")
 	asJSON := f.Bool("json", false, "print the report as JSON")
 	cpuprofile := f.String("cpuprofile", "", "write a CPU profile of the load generator to this file")
 	_ = f.MarkHidden("cpuprofile")
@@ -68,7 +85,14 @@ NAL units, real SRTP): mind the server's media policy bitrate limit (8.5 Mbps wi
 			}
 			defer pprof.StopCPUProfile()
 		}
-		r, err := loadtest.Run(ctx, cfg)
+		var r interface{ WriteText(io.Writer) }
+		var err error
+		if flood.Attackers > 0 {
+			flood.Config = cfg
+			r, err = loadtest.Flood(ctx, flood)
+		} else {
+			r, err = loadtest.Run(ctx, cfg)
+		}
 		if err != nil {
 			return err
 		}

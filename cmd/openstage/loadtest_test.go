@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -67,6 +68,73 @@ func TestLoadtestCommand(t *testing.T) {
 		"loadtest", "--endpoint", p.url, "--duration", "2s", "--warmup", "0s")
 	if !strings.Contains(out, "delivered/expected") || !strings.Contains(out, "per forwarded packet") || strings.Count(progress, "pkt/s") < 2 {
 		t.Fatalf("text report:\n%s\nprogress:\n%s", out, progress)
+	}
+}
+
+// TestLoadtestFloodCommand runs `openstage loadtest --flood` at a tiny size against a server process with
+// its default limits: the attackers (from 127.0.0.2) are refused 429 once their address has spent its
+// failures, the real participants join in both phases, and what the test made (stages, the imported
+// public key) is gone afterwards. The numbers mean nothing at this size.
+func TestLoadtestFloodCommand(t *testing.T) {
+	if ln, err := net.Listen("tcp", "127.0.0.2:0"); err != nil {
+		t.Skipf("127.0.0.2 is not usable here: %v", err)
+	} else {
+		ln.Close()
+	}
+	p := start(t, t.TempDir())
+	out, _ := run(t, []string{"AWS_ACCESS_KEY_ID=AKOSTEST", "AWS_SECRET_ACCESS_KEY=secret"},
+		"loadtest", "--endpoint", p.url, "--flood", "4", "--flood-rate", "300", "--flood-rounds", "1", "--duration", "2s", "--warmup", "200ms", "--json")
+	var r struct {
+		Attackers int `json:"attackers"`
+		Quiet     struct {
+			SubscriberJoin struct{ N int } `json:"subscriberJoinMs"`
+			Expected       int64           `json:"expectedPackets"`
+			GetStage       struct{ N int } `json:"getStageMs"`
+			ServerCores    float64         `json:"serverCores"`
+		} `json:"quiet"`
+		Flooded struct {
+			SubscriberJoin struct{ N int } `json:"subscriberJoinMs"`
+			Delivered      int64           `json:"deliveredPackets"`
+			Attack         *struct {
+				Sent     int64            `json:"sent"`
+				Outcomes map[string]int64 `json:"outcomes"`
+			} `json:"attack"`
+		} `json:"flooded"`
+		Warnings []string `json:"warnings"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if r.Attackers != 4 || r.Quiet.SubscriberJoin.N == 0 || r.Quiet.Expected == 0 || r.Quiet.GetStage.N == 0 || r.Quiet.ServerCores <= 0 ||
+		r.Flooded.SubscriberJoin.N == 0 || r.Flooded.Delivered == 0 || r.Flooded.Attack == nil || r.Flooded.Attack.Sent == 0 {
+		t.Fatalf("report %s", out)
+	}
+	if o := r.Flooded.Attack.Outcomes; o["whip 429"] == 0 || o["whip 401"] == 0 || o["error"] != 0 {
+		t.Errorf("outcomes %v", o)
+	}
+	if len(r.Warnings) != 0 {
+		t.Errorf("warnings %v", r.Warnings)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stages, err := p.client().ListStages(ctx, &ivsrealtime.ListStagesInput{})
+	if err != nil || len(stages.Stages) != 0 {
+		t.Fatalf("stages left behind: %+v %v", stages, err)
+	}
+	keys, err := p.client().ListPublicKeys(ctx, &ivsrealtime.ListPublicKeysInput{})
+	if err != nil || len(keys.PublicKeys) != 0 {
+		t.Fatalf("public keys left behind: %+v %v", keys, err)
+	}
+	// The server refused the flood without logging each refusal.
+	if n := strings.Count(p.log(), "token refused"); n > 2 {
+		t.Errorf("%d refusal lines in the server's log", n)
+	}
+
+	// A flood is never sent off this machine.
+	cmd := exec.Command(os.Args[0], "-test.run=^$", "--", "loadtest", "--endpoint", "http://192.0.2.1:8080", "--flood", "1")
+	cmd.Env = append(os.Environ(), "OPENSTAGE_TEST_MAIN=1", "AWS_ACCESS_KEY_ID=AKOSTEST", "AWS_SECRET_ACCESS_KEY=secret")
+	if b, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(b), "loopback") {
+		t.Errorf("a flood to a non-loopback endpoint: %v\n%s", err, b)
 	}
 }
 

@@ -163,16 +163,15 @@ func TestKillMidWriteLosesNothingAcknowledged(t *testing.T) {
 			}
 		}()
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	// Kill it once 150 stages are acknowledged, or after 10 s in any case (fewer than 150 is no failure).
+	_ = ivstest.Poll(10*time.Second, 5*time.Millisecond, func() error {
 		mu.Lock()
-		n := len(acked)
-		mu.Unlock()
-		if n >= 150 || time.Now().After(deadline) {
-			break
+		defer mu.Unlock()
+		if len(acked) < 150 {
+			return fmt.Errorf("%d stages acknowledged", len(acked))
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	close(stop)
 	wg.Wait()
@@ -267,14 +266,14 @@ func TestGeneratedCredentials(t *testing.T) {
 func TestConfigFileKeysAndPrecedence(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "openstage.yaml")
-	err := os.WriteFile(cfg, []byte(fmt.Sprintf(`region: eu-west-1
+	err := os.WriteFile(cfg, []byte(`region: eu-west-1
 account-id: "111122223333"
 max-stages: 1
 keys:
   - accessKeyId: AKOSREADER
     secretAccessKey: reader-secret
     actions: ["ivs:Get*", "ivs:List*"]
-`)), 0o600)
+`), 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -61,12 +62,12 @@ func TestMediaEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	for sub.VideoPackets.Load() < 20 || sub.AudioPackets.Load() < 20 || sub.Keyframes.Load() == 0 {
-		if ctx.Err() != nil {
-			t.Fatalf("media did not flow: video %d audio %d keyframes %d", sub.VideoPackets.Load(), sub.AudioPackets.Load(), sub.Keyframes.Load())
+	ivstest.Eventually(t, ivstest.Until(ctx, time.Minute), 20*time.Millisecond, func() error {
+		if sub.VideoPackets.Load() < 20 || sub.AudioPackets.Load() < 20 || sub.Keyframes.Load() == 0 {
+			return fmt.Errorf("media did not flow: video %d audio %d keyframes %d", sub.VideoPackets.Load(), sub.AudioPackets.Load(), sub.Keyframes.Load())
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	sub.Close() // no DELETE, as AWS's samples
 	if err := pub.Delete(ctx); err != nil {
 		t.Fatal(err)

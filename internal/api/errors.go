@@ -10,21 +10,15 @@ import (
 	"github.com/openstage/openstage/internal/stage"
 )
 
-// domainErrors translates the domain's sentinel errors to AWS error types: the only place where that
-// mapping lives. The message the caller reads is the domain error's text.
-var domainErrors = []struct {
-	err error
-	typ awserr.Type
-}{
-	{stage.ErrStageNotFound, awserr.ResourceNotFound},
-	{stage.ErrSessionNotFound, awserr.ResourceNotFound},
-	{stage.ErrParticipantNotFound, awserr.ResourceNotFound},
-	{stage.ErrPublicKeyNotFound, awserr.ResourceNotFound},
-	{stage.ErrResourceNotFound, awserr.ResourceNotFound},
-	{stage.ErrQuotaExceeded, awserr.ServiceQuotaExceeded},
-	{stage.ErrInvalid, awserr.Validation},
-	{stage.ErrConflict, awserr.Conflict},
-	{errBadPageToken, awserr.Validation},
+// domainErrors translates the domain's error kinds to AWS error types: the only place where that mapping
+// lives, so a new domain sentinel needs only its kind. The message the caller reads is the domain error's
+// text. KindForbidden and KindUnavailable come from participant connections, never from an API operation;
+// a kind missing here is an InternalServerException.
+var domainErrors = map[stage.Kind]awserr.Type{
+	stage.KindNotFound: awserr.ResourceNotFound,
+	stage.KindQuota:    awserr.ServiceQuotaExceeded,
+	stage.KindInvalid:  awserr.Validation,
+	stage.KindConflict: awserr.Conflict,
 }
 
 // toAWS turns any error a handler returns into the AWS error to send. Unknown errors are logged and become
@@ -42,10 +36,11 @@ func toAWS(err error, log *slog.Logger) *awserr.Error {
 	if errors.As(err, &se) {
 		return &awserr.Error{Type: awserr.Type(se.Code), Message: se.Message}
 	}
-	for _, m := range domainErrors {
-		if errors.Is(err, m.err) {
-			return &awserr.Error{Type: m.typ, Message: err.Error()}
-		}
+	if errors.Is(err, errBadPageToken) {
+		return &awserr.Error{Type: awserr.Validation, Message: err.Error()}
+	}
+	if typ, ok := domainErrors[stage.KindOf(err)]; ok {
+		return &awserr.Error{Type: typ, Message: err.Error()}
 	}
 	log.Error("internal error", "err", err)
 	return &awserr.Error{Type: awserr.InternalServer, Message: "internal server error"}

@@ -72,7 +72,7 @@ func (c tokenConfig) spec() stage.TokenSpec {
 	return sp
 }
 
-// notRecording refuses individual participant recording until storage configurations exist (SPEC §7).
+// notRecording refuses individual participant recording until storage configurations exist (docs/DESIGN.md §7).
 func notRecording(cfg map[string]any) error {
 	if cfg != nil {
 		return awserr.New(awserr.Validation, "autoParticipantRecordingConfiguration is not supported by openstage yet: storage configurations are not implemented")

@@ -12,10 +12,10 @@ import (
 	"github.com/openstage/openstage/internal/store"
 )
 
-// Pagination tokens are opaque, tamper-evident and bound to their query (SPEC §2): the cursor of the last
-// row served, followed by an HMAC over the operation, the query's filters and the cursor. A token used with
-// other filters, edited, or made up fails the MAC. The encoding is unpadded base64url, inside the model's
-// PaginationToken alphabet [a-zA-Z0-9+/=_-] and far below its 1024 characters.
+// Pagination tokens are opaque, tamper-evident and bound to their query (docs/DESIGN.md §2.4): the cursor of
+// the last row served, followed by an HMAC over the operation, the query's filters and the cursor. A token
+// used with other filters, edited, or made up fails the MAC. The encoding is unpadded base64url, inside the
+// model's PaginationToken alphabet [a-zA-Z0-9+/=_-] and far below its 1024 characters.
 
 const (
 	pageTokenVersion = 1

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -21,7 +22,7 @@ import (
 	"github.com/openstage/openstage/internal/stage"
 )
 
-// MaxBodyBytes is the largest request body accepted (SPEC §2: 1 MiB).
+// MaxBodyBytes is the largest request body accepted (docs/DESIGN.md §2.3: 1 MiB).
 const MaxBodyBytes = 1 << 20
 
 // Config wires the handler.
@@ -34,10 +35,28 @@ type Config struct {
 	PageKey []byte
 	Log     *slog.Logger
 	Now     func() time.Time // for SigV4 clock checks; nil = time.Now
-	// Observe, if set, is told of every call: the operation ("" when unknown), the AWS error type ("" on
-	// success) and how long it took (metrics).
+	// Observe, if set, is told of every call: the operation (one of Operations, or "" when the request
+	// names none: never the client's string), the AWS error type ("" on success) and how long it took
+	// (metrics).
 	Observe func(op, errorType string, d time.Duration)
 }
+
+// modelOperations is every operation of the AWS model, the supported ones and those answered "not supported":
+// the closed set of names Observe reports. metrics_labels_test.go checks it against the generated table.
+var modelOperations = []string{
+	"CreateEncoderConfiguration", "CreateIngestConfiguration", "CreateParticipantToken", "CreateStage",
+	"CreateStorageConfiguration", "DeleteEncoderConfiguration", "DeleteIngestConfiguration", "DeletePublicKey",
+	"DeleteStage", "DeleteStorageConfiguration", "DisconnectParticipant", "GetComposition",
+	"GetEncoderConfiguration", "GetIngestConfiguration", "GetParticipant", "GetPublicKey", "GetStage",
+	"GetStageSession", "GetStorageConfiguration", "ImportPublicKey", "ListCompositions",
+	"ListEncoderConfigurations", "ListIngestConfigurations", "ListParticipantEvents", "ListParticipantReplicas",
+	"ListParticipants", "ListPublicKeys", "ListStageSessions", "ListStages", "ListStorageConfigurations",
+	"ListTagsForResource", "StartComposition", "StartParticipantReplication", "StopComposition",
+	"StopParticipantReplication", "TagResource", "UntagResource", "UpdateIngestConfiguration", "UpdateStage",
+}
+
+// Operations returns every operation of the model: the names Config.Observe may report besides "".
+func Operations() []string { return slices.Clone(modelOperations) }
 
 // Handler is the API's http.Handler.
 type Handler struct {
@@ -123,14 +142,16 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, op string, bound
 
 	out, err := h.call(ctx, r, op, bound)
 	if err != nil {
-		log := h.log.With("request_id", rid, "op", op)
+		logOp := op
+		if !validate.Known(op) {
+			logOp = "unknown" // the path is the client's: it is no more fit for a log than for a label
+		}
+		log := h.log.With("request_id", rid, "op", logOp)
 		ae := toAWS(err, log)
 		awserr.Write(w, ae)
 		log.LogAttrs(ctx, levelFor(ae), "api call failed", slog.String("error_type", string(ae.Type)),
 			slog.String("message", ae.Message), slog.Duration("took", time.Since(start)))
-		if h.observe != nil {
-			h.observe(op, string(ae.Type), time.Since(start))
-		}
+		h.report(op, string(ae.Type), start)
 		return
 	}
 	body, err := json.Marshal(out)
@@ -149,14 +170,29 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, op string, bound
 		h.log.LogAttrs(ctx, slog.LevelDebug, "api call", slog.String("request_id", rid), slog.String("op", op),
 			slog.Duration("took", time.Since(start)))
 	}
-	if h.observe != nil {
-		h.observe(op, "", time.Since(start))
-	}
+	h.report(op, "", start)
 }
 
+// report tells Observe of a call. op is what the path said, so anything the model does not name is
+// reported as "": a client's bytes (possibly not even UTF-8) must never reach a metric label.
+func (h *Handler) report(op, errorType string, start time.Time) {
+	if h.observe == nil {
+		return
+	}
+	if !validate.Known(op) {
+		op = ""
+	}
+	h.observe(op, errorType, time.Since(start))
+}
+
+// levelFor is the level a failed call is logged at. Refused authentications are anyone's to send, as fast
+// as they like: they are counted (metrics) and logged at debug only, so that they cannot fill the log.
 func levelFor(e *awserr.Error) slog.Level {
-	if e.Type == awserr.InternalServer {
+	switch e.Type {
+	case awserr.InternalServer:
 		return slog.LevelError
+	case awserr.MissingAuthenticationToken, awserr.UnrecognizedClient, awserr.InvalidSignature, awserr.IncompleteSignature:
+		return slog.LevelDebug
 	}
 	return slog.LevelInfo
 }

@@ -8,7 +8,7 @@ import (
 )
 
 // Output shapes of the model (ivs-realtime-2020-07-14.json), as JSON. Timestamps are ISO-8601 strings in
-// UTC with Z: both SDKs reject epoch numbers (ivs-sdk-behaviour.md §3).
+// UTC with Z: both SDKs reject epoch numbers (docs/DESIGN.md §2.1).
 
 const timeLayout = "2006-01-02T15:04:05.000Z"
 
@@ -73,7 +73,7 @@ func sessionOut(s ivs.Session) wireSession {
 	return wireSession{SessionID: string(s.ID), StartTime: stamp(s.StartTime), EndTime: stamp(s.EndTime)}
 }
 
-// Recording is not offered yet (SPEC §7): every participant is DISABLED with empty bucket and prefix.
+// Recording is not offered yet (docs/DESIGN.md §7): every participant is DISABLED with empty bucket and prefix.
 const recordingDisabled = "DISABLED"
 
 type wireParticipantSummary struct {

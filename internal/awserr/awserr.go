@@ -67,7 +67,7 @@ func New(t Type, format string, args ...any) *Error {
 }
 
 // Write sends e as restJson1 expects. Both SDKs pick the type from x-amzn-ErrorType; the Go SDK fills its
-// typed errors from exceptionMessage, JS v3 reads message, so the body carries both (ivs-sdk-behaviour.md §4).
+// typed errors from exceptionMessage, JS v3 reads message, so the body carries both (docs/DESIGN.md §2.2).
 func Write(w http.ResponseWriter, e *Error) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")

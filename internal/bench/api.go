@@ -13,7 +13,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -291,13 +290,4 @@ func prepareQueries(ctx context.Context, host string, s seeded) (apiQueries, err
 	}
 	q.eventsTailFirst = int64(pages-1) * 100
 	return q, nil
-}
-
-// hostOf returns host:port of a URL or address.
-func hostOf(u string) string {
-	u = strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://")
-	if i := strings.IndexByte(u, '/'); i >= 0 {
-		u = u[:i]
-	}
-	return u
 }

@@ -6,5 +6,3 @@ import "time"
 
 // threadCPU is not available here; the ceiling then falls back to wall time.
 func threadCPU() time.Duration { return 0 }
-
-func processCPU() time.Duration { return 0 }

@@ -1,9 +1,9 @@
 // Package clientinfo tells what a join request says about the participant's client: the fields GetParticipant
-// returns as osName, osVersion, browserName, browserVersion, sdkVersion and ispName (SPEC §5).
+// returns as osName, osVersion, browserName, browserVersion, sdkVersion and ispName (docs/DESIGN.md §5.4).
 //
 // Browser and OS come from the User-Agent, parsed by ua-parser (uap-go and its built-in regexes). The SDK
 // version comes from X-Stages-SDK, which the IVS client SDKs send on every WHIP request
-// (reference/ivs-web-sdk-protocol.md §3-4). The ISP comes from a MaxMind-format ISP or ASN database, looked up
+// (docs/DESIGN.md §4.6). The ISP comes from a MaxMind-format ISP or ASN database, looked up
 // by the connection's address. Every value is cut down to the model's ParticipantClientAttribute
 // (at most 128 characters of [a-zA-Z0-9-_.,:;\s]) because GetParticipant must never return a value the API
 // model forbids.
@@ -24,7 +24,7 @@ import (
 	"github.com/openstage/openstage/internal/ivs"
 )
 
-// Headers the IVS client SDKs send on WHIP requests (reference/ivs-web-sdk-protocol.md §3).
+// Headers the IVS client SDKs send on WHIP requests (docs/DESIGN.md §4.6).
 const (
 	HeaderSDK      = "X-Stages-SDK"
 	HeaderPlatform = "X-Stages-Platform"

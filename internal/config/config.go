@@ -1,10 +1,11 @@
 // Package config reads openstage's settings from flags, the environment (OPENSTAGE_ + the flag name in
-// upper case with '_') and a YAML file (--config), in that order of precedence (SPEC §1).
+// upper case with '_') and a YAML file (--config), in that order of precedence (docs/DESIGN.md §1).
 package config
 
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -39,14 +40,63 @@ type Config struct {
 	MediaPolicy     string
 	GeoIPDB         string
 
+	// RTCTCPPort is the ICE-TCP port (docs/DESIGN.md §4.9): SameAsUDP (the flag's default) for the
+	// --rtc-udp-port number, 0 for no ICE over TCP (as in a Config built in code).
+	RTCTCPPort int
+
+	// AuthFailureRate and AuthFailureBurst bound the failed participant authentications (bad tokens) each
+	// source address may make on WHIP and the events socket: past them, its requests are answered 429
+	// without being examined (internal/admission). Either at 0 (as in a Config built in code) disables it.
+	AuthFailureRate  float64
+	AuthFailureBurst int
+
 	MaxStages              int
 	MaxPublicKeys          int
 	MaxPublishersPerStage  int
 	MaxSubscribersPerStage int
 
+	// The HTTP listener's limits (one listener faces the internet with the API, WHIP, events and console).
+	// A zero timeout or header size is the Default* value below, so that a Config built in code is as
+	// safe as the flags' one (see HTTP).
+	HTTPReadHeaderTimeout time.Duration
+	HTTPReadTimeout       time.Duration
+	HTTPWriteTimeout      time.Duration
+	HTTPIdleTimeout       time.Duration
+	HTTPMaxHeaderBytes    int
+	HTTPMaxConns          int // 0 is unlimited
+
 	// Keys are extra API keys from the config file, possibly limited to actions.
 	Keys []api.Key
 }
+
+// The HTTP limits' defaults, for a listener open to anyone. Each bounds what one anonymous connection can
+// hold, without cutting short any legitimate client.
+const (
+	// DefaultHTTPReadHeaderTimeout: a real client sends its headers (and its TLS handshake, which net/http
+	// bounds by the same time) in one round trip or two; 10 s leaves a slow mobile link ample room and
+	// frees the connection of a client that trickles its headers (slowloris).
+	DefaultHTTPReadHeaderTimeout = 10 * time.Second
+	// DefaultHTTPReadTimeout bounds a whole request, body included. The largest bodies are 1 MiB (API) and
+	// 256 KiB (WHIP SDP offers): 30 s is 35 KB/s for the largest, and frees a connection stalled in a body.
+	DefaultHTTPReadTimeout = 30 * time.Second
+	// DefaultHTTPWriteTimeout runs from the end of the request's headers to the end of the response: it
+	// covers WHIP's negotiation (at most 15 s) and the slowest API call with room, and frees a connection
+	// whose client does not read its answer. The events socket, which lives for hours, is exempt.
+	DefaultHTTPWriteTimeout = 30 * time.Second
+	// DefaultHTTPIdleTimeout is how long a keep-alive connection may wait for its next request. It is
+	// longer than the 90 s after which Go's and the AWS SDKs' HTTP clients drop an idle connection, so the
+	// client is the one that closes it and never sends a request into the server's close.
+	DefaultHTTPIdleTimeout = 120 * time.Second
+	// DefaultHTTPMaxHeaderBytes: a SigV4-signed call's headers are 1-2 KB and a participant token sent as
+	// the WebSocket subprotocol a few KB more; net/http's 1 MiB would let each connection buffer 16 times
+	// what 64 KiB already allows.
+	DefaultHTTPMaxHeaderBytes = 64 << 10
+	// DefaultHTTPMaxConns bounds open connections, events sockets included, so a flood of connections
+	// cannot exhaust file descriptors or memory (tens of KB each, so a few hundred MB at most); connections
+	// beyond it wait in the kernel's accept queue until one closes. A node that serves more concurrent
+	// participants (a full stage at --max-subscribers-per-stage 10000 has as many sockets) needs more.
+	DefaultHTTPMaxConns = 10000
+)
 
 // Flags registers the serve flags with their defaults on fs and returns the Config they fill.
 func Flags(fs *pflag.FlagSet) *Config {
@@ -54,8 +104,12 @@ func Flags(fs *pflag.FlagSet) *Config {
 	fs.String("config", "", "YAML configuration file (flags and environment win over it)")
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "HTTP listen address: API, WHIP, events, console, metrics")
 	fs.IntVar(&c.RTCUDPPort, "rtc-udp-port", 7881, "UDP port for all WebRTC media (ICE UDP mux); 0 picks a free one")
+	c.RTCTCPPort = SameAsUDP // before Var, which takes it as the default shown
+	fs.Var(&tcpPort{&c.RTCTCPPort}, "rtc-tcp-port", "TCP port for ICE over TCP: passive TCP candidates next to the UDP one, for clients whose network blocks UDP (0: off)")
 	fs.StringVar(&c.MediaPolicy, "media-policy", "ivs", "what publishers may send: ivs (H.264 baseline + Opus, 720p, 8.5 Mbps, as IVS) or open (also VP8, VP9, AV1, audio-only)")
 	fs.StringVar(&c.GeoIPDB, "geoip-db", "", "MaxMind-format ISP/ASN database for participants' ispName")
+	fs.Float64Var(&c.AuthFailureRate, "auth-failure-rate", 10, "failed participant authentications (bad tokens) per second a source address may sustain on WHIP and the events socket; past that its requests get 429 without being examined (0: no limit)")
+	fs.IntVar(&c.AuthFailureBurst, "auth-failure-burst", 50, "failed participant authentications a source address may make in a row before --auth-failure-rate applies (0: no limit)")
 	fs.StringVar(&c.DataDir, "data-dir", "./openstage-data", "directory for the embedded store and the server's keys")
 	fs.StringVar(&c.Region, "region", "us-east-1", "region in ARNs and accepted in SigV4 scopes")
 	fs.StringVar(&c.AccountID, "account-id", "000000000000", "account id in ARNs")
@@ -74,6 +128,13 @@ func Flags(fs *pflag.FlagSet) *Config {
 	fs.IntVar(&c.MaxPublicKeys, "max-public-keys", 3, "quota: imported public keys")
 	fs.IntVar(&c.MaxPublishersPerStage, "max-publishers-per-stage", 12, "quota: publishers per stage")
 	fs.IntVar(&c.MaxSubscribersPerStage, "max-subscribers-per-stage", 10000, "quota: subscribers (participants) per stage")
+	fs.DurationVar(&c.HTTPReadHeaderTimeout, "http-read-header-timeout", DefaultHTTPReadHeaderTimeout, "HTTP: time to read a request's headers (and the TLS handshake)")
+	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", DefaultHTTPReadTimeout, "HTTP: time to read a whole request, body included")
+	fs.DurationVar(&c.HTTPWriteTimeout, "http-write-timeout", DefaultHTTPWriteTimeout, "HTTP: time from a request's headers to the end of its response (WHIP negotiation takes up to 15s); the events socket is exempt")
+	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", DefaultHTTPIdleTimeout, "HTTP: how long a keep-alive connection may wait for its next request")
+	c.HTTPMaxHeaderBytes = DefaultHTTPMaxHeaderBytes // before Var, which takes it as the default shown
+	fs.Var(&byteSize{&c.HTTPMaxHeaderBytes}, "http-max-header-bytes", "HTTP: largest request header block (bytes, or with KiB/MiB)")
+	fs.IntVar(&c.HTTPMaxConns, "http-max-conns", DefaultHTTPMaxConns, "HTTP: most connections open at once, events sockets included; more wait to be accepted (0: unlimited)")
 	return c
 }
 
@@ -162,7 +223,7 @@ func (c *Config) check() error {
 		return errors.New("config: --tls-cert and --tls-key go together")
 	}
 	if c.Database != "" && !c.Postgres() {
-		return fmt.Errorf("config: --database %s: want nothing (the embedded SQLite store in --data-dir) or a PostgreSQL URL, postgres://user:password@host:5432/database or postgresql://...", redact(c.Database))
+		return fmt.Errorf("config: --database %s: want nothing (the embedded SQLite store in --data-dir) or a PostgreSQL URL, postgres://user:password@host:5432/database (or postgresql://)", redact(c.Database))
 	}
 	if c.MaxStages < 1 || c.MaxPublicKeys < 0 || c.MaxPublishersPerStage < 1 || c.MaxSubscribersPerStage < 1 {
 		return errors.New("config: quotas must be positive")
@@ -173,8 +234,17 @@ func (c *Config) check() error {
 	if c.RTCUDPPort < 0 || c.RTCUDPPort > 65535 {
 		return fmt.Errorf("config: --rtc-udp-port %d is not a port", c.RTCUDPPort)
 	}
+	if c.RTCTCPPort < SameAsUDP || c.RTCTCPPort > 65535 {
+		return fmt.Errorf("config: --rtc-tcp-port %d is not a port", c.RTCTCPPort)
+	}
+	if !(c.AuthFailureRate >= 0) || math.IsInf(c.AuthFailureRate, 0) || c.AuthFailureBurst < 0 {
+		return errors.New("config: --auth-failure-rate and --auth-failure-burst must be finite and >= 0 (0: no limit)")
+	}
 	if c.SessionEndGrace < 0 || c.Retention <= 0 {
 		return errors.New("config: --session-end-grace must be >= 0 and --retention > 0")
+	}
+	if err := c.checkHTTP(); err != nil {
+		return err
 	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
@@ -182,6 +252,119 @@ func (c *Config) check() error {
 			return fmt.Errorf("config: --public-url %q must be an http(s) URL without a path", c.PublicURL)
 		}
 	}
+	return nil
+}
+
+// minHeaderBytes is below what a signed request with a participant token needs; a smaller value is more
+// likely a unit mistake ("64" for 64 KiB) than a wish.
+const minHeaderBytes = 4 << 10
+
+func (c *Config) checkHTTP() error {
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"http-read-header-timeout", c.HTTPReadHeaderTimeout}, {"http-read-timeout", c.HTTPReadTimeout},
+		{"http-write-timeout", c.HTTPWriteTimeout}, {"http-idle-timeout", c.HTTPIdleTimeout}} {
+		if d.v <= 0 {
+			return fmt.Errorf("config: --%s must be positive: a public listener needs every timeout", d.flag)
+		}
+	}
+	if c.HTTPReadHeaderTimeout > c.HTTPReadTimeout {
+		return errors.New("config: --http-read-header-timeout must not be longer than --http-read-timeout, which bounds the whole request")
+	}
+	if c.HTTPMaxHeaderBytes < minHeaderBytes {
+		return fmt.Errorf("config: --http-max-header-bytes %d is less than %d (4KiB)", c.HTTPMaxHeaderBytes, minHeaderBytes)
+	}
+	if c.HTTPMaxConns < 0 {
+		return errors.New("config: --http-max-conns must be >= 0 (0: unlimited)")
+	}
+	return nil
+}
+
+// HTTPLimits are the HTTP listener's limits, with a Config's zero timeouts and header size replaced by
+// their defaults. MaxConns 0 is unlimited.
+type HTTPLimits struct {
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	MaxHeaderBytes, MaxConns                                  int
+}
+
+// HTTP returns the listener's limits.
+func (c *Config) HTTP() HTTPLimits {
+	or := func(v, def time.Duration) time.Duration {
+		if v == 0 {
+			return def
+		}
+		return v
+	}
+	l := HTTPLimits{
+		ReadHeaderTimeout: or(c.HTTPReadHeaderTimeout, DefaultHTTPReadHeaderTimeout),
+		ReadTimeout:       or(c.HTTPReadTimeout, DefaultHTTPReadTimeout),
+		WriteTimeout:      or(c.HTTPWriteTimeout, DefaultHTTPWriteTimeout),
+		IdleTimeout:       or(c.HTTPIdleTimeout, DefaultHTTPIdleTimeout),
+		MaxHeaderBytes:    c.HTTPMaxHeaderBytes,
+		MaxConns:          c.HTTPMaxConns,
+	}
+	if l.MaxHeaderBytes == 0 {
+		l.MaxHeaderBytes = DefaultHTTPMaxHeaderBytes
+	}
+	return l
+}
+
+// SameAsUDP as RTCTCPPort puts ICE-TCP on the --rtc-udp-port number (when that is 0, any free port).
+const SameAsUDP = -1
+
+// tcpPort is the --rtc-tcp-port flag: a port, 0 for off, or by default the UDP port's number.
+type tcpPort struct{ p *int }
+
+func (t *tcpPort) Type() string { return "int" }
+
+func (t *tcpPort) String() string {
+	if t.p == nil || *t.p == SameAsUDP {
+		return "the --rtc-udp-port number"
+	}
+	return strconv.Itoa(*t.p)
+}
+
+func (t *tcpPort) Set(s string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q is not a port (0 turns ICE over TCP off)", s)
+	}
+	*t.p = n
+	return nil
+}
+
+// byteSize is a flag of a size in bytes: a plain number, or one with a KiB or MiB suffix.
+type byteSize struct{ p *int }
+
+func (b *byteSize) Type() string { return "bytes" }
+
+func (b *byteSize) String() string {
+	if b.p == nil {
+		return "0"
+	}
+	switch n := *b.p; {
+	case n != 0 && n%(1<<20) == 0:
+		return strconv.Itoa(n>>20) + "MiB"
+	case n != 0 && n%(1<<10) == 0:
+		return strconv.Itoa(n>>10) + "KiB"
+	default:
+		return strconv.Itoa(n)
+	}
+}
+
+func (b *byteSize) Set(s string) error {
+	num, mult := strings.TrimSpace(s), 1
+	for suffix, m := range map[string]int{"KiB": 1 << 10, "MiB": 1 << 20} {
+		if v, ok := strings.CutSuffix(num, suffix); ok {
+			num, mult = strings.TrimSpace(v), m
+		}
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 0 || n > (1<<30)/mult {
+		return fmt.Errorf("%q is not a size: want bytes, or a number with KiB or MiB", s)
+	}
+	*b.p = n * mult
 	return nil
 }
 
@@ -237,6 +420,22 @@ func (c *Config) UDPAddr() string {
 		host = ""
 	}
 	return net.JoinHostPort(host, strconv.Itoa(c.RTCUDPPort))
+}
+
+// TCPAddr is where ICE over TCP is accepted, like UDPAddr; "" when --rtc-tcp-port is 0 (off).
+func (c *Config) TCPAddr() string {
+	port := c.RTCTCPPort
+	switch port {
+	case 0:
+		return ""
+	case SameAsUDP:
+		port = c.RTCUDPPort
+	}
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		host = ""
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
 }
 
 // Loopback reports whether the server listens on a loopback address only, where clients are local and

@@ -171,13 +171,12 @@ func (tb *tab) click(id string) {
 // waitFor polls a JavaScript condition.
 func (tb *tab) waitFor(what, cond string, d time.Duration) {
 	tb.t.Helper()
-	deadline := time.Now().Add(d)
-	for string(tb.eval("!!("+cond+")")) != "true" {
-		if time.Now().After(deadline) {
-			tb.t.Fatalf("%s: %s: not within %v (%s)", tb.name, what, d, cond)
+	ivstest.Eventually(tb.t, d, 100*time.Millisecond, func() error {
+		if string(tb.eval("!!("+cond+")")) != "true" {
+			return fmt.Errorf("%s: %s (%s)", tb.name, what, cond)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func (tb *tab) errorText() string {
@@ -308,31 +307,24 @@ func TestBrowserParticipants(t *testing.T) {
 	// Each publisher decodes the other's video and receives its audio; carol receives both.
 	want := map[string][]string{"alice": {bob}, "bob": {alice}, "carol": {alice, bob}}
 	for name, tb := range tabs {
-		deadline := time.Now().Add(20 * time.Second)
-		for {
+		ivstest.Eventually(t, 20*time.Second, 200*time.Millisecond, func() error {
 			s := tb.stats()
-			err := s.receiving(want[name]...)
-			if err == nil && name != "carol" {
+			if err := s.receiving(want[name]...); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			if name != "carol" {
 				v, a := s.Local["video"], s.Local["audio"]
 				if s.PublishState != "published" || v.MimeType != "video/H264" || !strings.Contains(v.SDPFmtpLine, "profile-level-id=42e01f") ||
 					!strings.Contains(v.SDPFmtpLine, "packetization-mode=1") || v.FramesEncoded == 0 || a.MimeType != "audio/opus" || a.PacketsSent == 0 {
-					err = fmt.Errorf("publishing %+v", s.Local)
+					return fmt.Errorf("%s: publishing %+v", name, s.Local)
 				}
 			}
-			if err == nil {
-				if len(s.Remote) != 2 {
-					err = fmt.Errorf("%d tiles, want 2: %+v", len(s.Remote), s.Remote)
-				}
+			if len(s.Remote) != 2 {
+				return fmt.Errorf("%s: %d tiles, want 2: %+v", name, len(s.Remote), s.Remote)
 			}
-			if err == nil {
-				t.Logf("%s receives %v: %+v", name, want[name], s.Remote)
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %v", name, err)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+			t.Logf("%s receives %v: %+v", name, want[name], s.Remote)
+			return nil
+		})
 	}
 	t.Logf("media flowing both ways after %v", time.Since(began).Round(time.Millisecond))
 

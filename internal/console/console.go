@@ -1,6 +1,6 @@
 // Package console serves openstage's browser pages and the browser client they use: the join page at
 // /console/join, where a person joins a stage with a participant token, previews and publishes the camera
-// and microphone and sees and hears the others (SPEC §8), and the client module at
+// and microphone and sees and hears the others (docs/DESIGN.md §8), and the client module at
 // /console/sdk/openstage-stage.js, which apps may load too.
 //
 // Everything is embedded in the binary and served from it: the machines openstage runs on may have no
@@ -37,7 +37,7 @@ const SDKVersion = "openstage-web-0.1.0"
 
 // contentTypes are the types of the embedded files, by extension. JavaScript must be served as JavaScript:
 // browsers refuse module scripts of any other type; and every text file names its charset, because
-// without one Chromium reads a script as windows-1252 (reference/ivs-web-sdk-protocol.md §8).
+// without one Chromium reads a script as windows-1252 (docs/DESIGN.md §4.4, "Serving the SDK").
 var contentTypes = map[string]string{
 	".html": "text/html; charset=utf-8",
 	".js":   "text/javascript; charset=utf-8",

@@ -3,15 +3,14 @@
 // the connection alive (PING/PONG) and report their mute state (SET_STATE).
 //
 // The protocol is undocumented by AWS. What this package speaks follows the observations in
-// reference/ivs-web-sdk-protocol.md §2 and §6 (the web broadcast SDK 1.41.0) and ivs-semantics.md §2.3
-// (aws-samples' Python client), as SPEC §4 asks:
+// docs/DESIGN.md §4.3 and §4.4 (the web broadcast SDK 1.41.0, and aws-samples' Python client):
 //
 //   - GET <events_url>/<stageId> (the samples) and GET <events_url>?topic=<stageId>/publishers&... (the web
 //     SDK), with the participant token as the only Sec-WebSocket-Protocol entry, echoed back;
 //   - a refused join is reported inside the socket (aws:ivs:JOIN_ERROR) and never as an HTTP status,
-//     because the SDK retries an HTTP 401 silently and its join() never settles (protocol §2, gap 5);
+//     because the SDK retries an HTTP 401 silently and its join() never settles (docs/DESIGN.md §4.4, refusing a join);
 //   - the domain ending a connection is announced with aws:ivs:DISCONNECT before the close, because a bare
-//     close makes the SDK reconnect instead of leaving (protocol §2, gap 6).
+//     close makes the SDK reconnect instead of leaving (docs/DESIGN.md §4.4, ending a connection).
 //
 // Mount the handler on the path of events_url and below it, for example
 //
@@ -30,6 +29,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/openstage/openstage/internal/admission"
 	"github.com/openstage/openstage/internal/ivs"
 	"github.com/openstage/openstage/internal/stage"
 	"github.com/openstage/openstage/internal/token"
@@ -37,7 +37,7 @@ import (
 
 // Defaults of Config.
 const (
-	// DefaultIdleTimeout is three of the web SDK's 15 s PING intervals (protocol §2 "Heartbeat"): a client
+	// DefaultIdleTimeout is three of the web SDK's 15 s PING intervals (docs/DESIGN.md §4.4): a client
 	// that misses three in a row is gone, and so is its participant.
 	DefaultIdleTimeout = 45 * time.Second
 	// DefaultWriteTimeout bounds one message written to a client that does not read.
@@ -122,7 +122,7 @@ func New(cfg Config) *Handler {
 
 // Close closes every socket and waits until their handlers have returned, each having recorded its leave;
 // later upgrades are answered 503. The sockets are closed with status 1001 (going away) and no
-// aws:ivs:DISCONNECT: a bare close makes the SDK reconnect (protocol §2), which is what its user wants
+// aws:ivs:DISCONNECT: a bare close makes the SDK reconnect (docs/DESIGN.md §4.4), which is what its user wants
 // when the server restarts. (The domain's Shutdown, by contrast, ends each connection through OnClose with
 // CloseShutdown, which is announced.) Close is idempotent.
 func (h *Handler) Close() {
@@ -166,13 +166,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	raw := offeredToken(r)
 	var protos []string
 	if raw != "" {
-		// The browser fails the handshake unless its one subprotocol, the token, is selected (protocol §2).
+		// The browser fails the handshake unless its one subprotocol, the token, is selected (docs/DESIGN.md §4.4).
 		protos = []string{raw}
 	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols: protos,
 		// Any origin: customers' pages on their own origins open this socket, and the token, not a cookie,
-		// is the credential (SPEC §4 CORS), so cross-site requests carry no ambient authority.
+		// is the credential (docs/DESIGN.md §4.7), so cross-site requests carry no ambient authority.
 		InsecureSkipVerify: true,
 	})
 	if err != nil {
@@ -220,14 +220,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // offeredToken is the first Sec-WebSocket-Protocol entry: the IVS clients send the token as the only one.
+// Only the first header line is read: a token in a later one is not the client's first choice.
 func offeredToken(r *http.Request) string {
-	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
-		for _, p := range strings.Split(v, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				return p
-			}
+	for _, p := range strings.Split(r.Header.Get("Sec-WebSocket-Protocol"), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			return p
 		}
-		return ""
 	}
 	return ""
 }
@@ -275,13 +273,13 @@ func (h *Handler) pathStage(r *http.Request) string {
 	return id
 }
 
-// topicStage is the stage of the web SDK's form ?topic=<stageId>/publishers (protocol §2 "URL").
+// topicStage is the stage of the web SDK's form ?topic=<stageId>/publishers (docs/DESIGN.md §4.4).
 func topicStage(r *http.Request) string {
 	id, _, _ := strings.Cut(r.URL.Query().Get("topic"), "/")
 	return id
 }
 
-// refusalOf maps an Authenticate or Join error to the JOIN_ERROR codes the web SDK knows (protocol §2
+// refusalOf maps an Authenticate or Join error to the JOIN_ERROR codes the web SDK knows (docs/DESIGN.md §4.4
 // "Messages the client understands"). A store outage is INTERNAL, which the SDK treats as retryable.
 func refusalOf(err error) *refusal {
 	policy := websocket.StatusPolicyViolation
@@ -295,26 +293,47 @@ func refusalOf(err error) *refusal {
 		}
 		return &refusal{code: code, msg: err.Error(), label: string(reason), status: policy, err: err}
 	}
-	switch {
-	case errors.Is(err, stage.ErrStageNotFound):
-		return &refusal{code: "STAGE_DELETED", msg: "the stage does not exist", label: "stage_not_found", status: policy, err: err}
-	case errors.Is(err, stage.ErrRevoked):
-		return &refusal{code: "PARTICIPANT_DISCONNECTED", msg: "this participant was disconnected and cannot join again",
-			label: "revoked", status: policy, err: err}
-	case errors.Is(err, stage.ErrQuotaExceeded):
-		// Not a code the SDK knows: it reports a fatal "Failed to join" with this message, which is right.
-		return &refusal{code: "STAGE_AT_CAPACITY", msg: "the stage has as many participants as it may: " + err.Error(),
-			label: "quota_exceeded", status: policy, err: err}
+	if r, ok := joinRefusals[stage.KindOf(err)]; ok {
+		r.err = err
+		if r.msg == "" {
+			r.msg = err.Error()
+		}
+		return &r
 	}
 	return &refusal{code: "INTERNAL", msg: "internal error; try again", label: "internal", status: websocket.StatusInternalError, err: err}
 }
 
-// refuse reports a refused join in the socket, then closes it.
+// joinRefusals maps the domain's error kinds to the JOIN_ERROR codes the web SDK knows (docs/DESIGN.md §4):
+// the one table of this transport. A kind missing here is INTERNAL, which the SDK retries.
+var joinRefusals = map[stage.Kind]refusal{
+	// The token's stage does not exist (deleted since the token was made).
+	stage.KindNotFound: {code: "STAGE_DELETED", msg: "the stage does not exist", label: "stage_not_found", status: websocket.StatusPolicyViolation},
+	// DisconnectParticipant barred this participant.
+	stage.KindForbidden: {code: "PARTICIPANT_DISCONNECTED", msg: "this participant was disconnected and cannot join again",
+		label: "revoked", status: websocket.StatusPolicyViolation},
+	// Not a code the SDK knows: it reports a fatal "Failed to join" with this message, which is right.
+	stage.KindQuota: {code: "STAGE_AT_CAPACITY", label: "quota_exceeded", status: websocket.StatusPolicyViolation},
+	// The server is going away: a bare going-away close makes the SDK reconnect, to another node if any.
+	stage.KindUnavailable: {code: "INTERNAL", msg: "the server is shutting down; try again", label: "unavailable", status: websocket.StatusGoingAway},
+}
+
+// refuse reports a refused join in the socket, then closes it. A refusal that is the client's doing (a
+// missing, invalid or expired token, a deleted stage, ...) spends one of its address's failed
+// authentications (admission: past its budget, its upgrades are refused before they get here). Refusals
+// are logged at most once an interval per address, with the count of those that were not, because a log
+// line per refusal would let anyone fill the disk; a failure of the server's own is always logged.
 func (h *Handler) refuse(ctx context.Context, ws *websocket.Conn, log *slog.Logger, ref *refusal) {
-	if ref.label == "internal" {
+	var d admission.Decision
+	switch ref.label {
+	case "internal":
 		log.ErrorContext(ctx, "events: join failed", "code", ref.code, "err", ref.err)
-	} else {
-		log.InfoContext(ctx, "events: join refused", "code", ref.code, "reason", ref.label, "err", ref.err)
+	case "quota_exceeded", "unavailable": // the stage's or the server's state, not the client's doing
+		d = admission.Noted(ctx)
+	default:
+		d = admission.Failed(ctx)
+	}
+	if d.Log {
+		log.InfoContext(ctx, "events: join refused", "code", ref.code, "reason", ref.label, "err", ref.err, "not_logged", d.Unlogged)
 	}
 	if h.onRejected != nil {
 		h.onRejected(ref.label)

@@ -3,6 +3,7 @@ package events_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/openstage/openstage/internal/clock"
 	"github.com/openstage/openstage/internal/events"
 	"github.com/openstage/openstage/internal/ivs"
+	"github.com/openstage/openstage/internal/ivstest"
 	"github.com/openstage/openstage/internal/stage"
 	"github.com/openstage/openstage/internal/store"
 	"github.com/openstage/openstage/internal/store/teststore"
@@ -296,13 +298,12 @@ func (c *client) send(v any) {
 
 func eventually(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
+	ivstest.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if !ok() {
+			return errors.New("waiting until " + what)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func (e *env) activeSession() ivs.SessionID {
@@ -629,7 +630,7 @@ func TestJoinErrors(t *testing.T) {
 			if tc.code == "STAGE_DELETED" {
 				return
 			}
-			// A refused token makes no participant and no event (SPEC §3, as IVS); only the stage-full case
+			// A refused token makes no participant and no event (docs/DESIGN.md §3.3, as IVS); only the stage-full case
 			// has a session, made by its first participant.
 			sessions, err := e.svc.ListSessions(e.ctx, e.arn, store.Page{Limit: 10})
 			if err != nil {
@@ -747,7 +748,7 @@ func TestSocketCloseMakesParticipantLeft(t *testing.T) {
 	if ev := e.events(sess, tok.ParticipantID); !slices.Equal(ev, []string{"JOINED", "LEFT"}) {
 		t.Fatalf("events %q", ev)
 	}
-	if len(e.svc.StageState(ivs.StageID(e.stage))) != 0 {
+	if len(e.svc.StageState(ivs.StageID(e.stage)).Participants) != 0 {
 		t.Fatal("participant still live")
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/coder/websocket"
 )
 
-// Message types (reference/ivs-web-sdk-protocol.md §2).
+// Message types (docs/DESIGN.md §4.4).
 const (
 	typeStageState    = "STAGE_STATE"
 	typePing          = "PING"
@@ -36,7 +36,7 @@ type disconnect struct {
 }
 
 // stageState is STAGE_STATE's payload. The web SDK ignores a state whose sequenceNumber is not above the
-// last on the socket, and learns of no remote participant without one (protocol §2).
+// last on the socket, and learns of no remote participant without one (docs/DESIGN.md §4.4).
 type stageState struct {
 	StageID        string          `json:"stageId"`
 	SequenceNumber int64           `json:"sequenceNumber"`

@@ -1,7 +1,6 @@
 package events
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,8 +28,8 @@ type socket struct {
 	stopRead context.CancelFunc
 
 	// Written by the writer only.
-	seq  int64  // sequenceNumber of the last STAGE_STATE sent; the first is 1 (protocol §2)
-	last []byte // its participants, to skip a wake-up that changed nothing this socket shows
+	seq     int64  // sequenceNumber of the last STAGE_STATE sent; the first is 1 (docs/DESIGN.md §4)
+	version uint64 // the stage state version it showed, to skip a wake-up that changed nothing
 }
 
 // onClose is the domain ending the connection. It must not block, and the first reason is the one told.
@@ -94,11 +93,25 @@ func (s *socket) writeLoop(ctx context.Context, watch <-chan struct{}, readDone 
 }
 
 // sendState sends STAGE_STATE with everyone connected, this participant included (the SDK skips its own
-// id), unless nothing it shows changed since the last one.
+// id), unless the stage has not changed since the last one. The participants' JSON is encoded once per
+// change, for every socket of the stage (stage.Snapshot.Encoded).
 func (s *socket) sendState(ctx context.Context) error {
-	live := s.h.domain.StageState(s.stage)
-	ps := make([]participant, 0, len(live))
-	for _, p := range live {
+	snap := s.h.domain.StageState(s.stage)
+	if s.seq > 0 && snap.Version == s.version {
+		return nil
+	}
+	s.seq++
+	s.version = snap.Version
+	return s.write(ctx, outbound{Type: typeStageState, Payload: stageState{
+		StageID: string(s.stage), SequenceNumber: s.seq, Participants: snap.Encoded(encodeParticipants),
+		Disconnected: []struct{}{}, ServerFeatures: []string{},
+	}})
+}
+
+// encodeParticipants is the participants array of STAGE_STATE (docs/DESIGN.md §4).
+func encodeParticipants(snap *stage.Snapshot) []byte {
+	ps := make([]participant, 0, len(snap.Participants))
+	for _, p := range snap.Participants {
 		attrs := p.Attributes
 		if attrs == nil {
 			attrs = map[string]string{}
@@ -108,17 +121,10 @@ func (s *socket) sendState(ctx context.Context) error {
 	}
 	body, err := json.Marshal(ps)
 	if err != nil {
-		return err
+		// Strings and bools only: Marshal cannot fail on them.
+		panic("events: encode participants: " + err.Error())
 	}
-	if s.seq > 0 && bytes.Equal(body, s.last) {
-		return nil
-	}
-	s.seq++
-	s.last = body
-	return s.write(ctx, outbound{Type: typeStageState, Payload: stageState{
-		StageID: string(s.stage), SequenceNumber: s.seq, Participants: body,
-		Disconnected: []struct{}{}, ServerFeatures: []string{},
-	}})
+	return body
 }
 
 // disconnectReasons are the human-readable reasons sent with aws:ivs:DISCONNECT.
@@ -130,7 +136,7 @@ var disconnectReasons = map[stage.CloseReason]string{
 }
 
 // disconnect tells the client why the domain ends its connection, then closes the socket. Without the
-// message the SDK would take the close for a network failure and reconnect (protocol §2, gap 6).
+// message the SDK would take the close for a network failure and reconnect (docs/DESIGN.md §4.4, ending a connection).
 func (s *socket) disconnect(ctx context.Context, r stage.CloseReason) {
 	reason, ok := disconnectReasons[r]
 	if !ok {
@@ -162,7 +168,7 @@ func (s *socket) write(ctx context.Context, v any) error {
 func (s *socket) readLoop(ctx context.Context) string {
 	var media stage.MediaState // what this client last said; SET_STATE may carry one field only
 	for {
-		// A fresh deadline per message is the idle timeout: the SDK PINGs every 15 s (protocol §2), so a
+		// A fresh deadline per message is the idle timeout: the SDK PINGs every 15 s (docs/DESIGN.md §4.4), so a
 		// silent client is gone. coder/websocket closes the socket when the deadline passes.
 		rctx, cancel := context.WithTimeout(ctx, s.h.idle)
 		typ, data, err := s.ws.Read(rctx)
@@ -215,7 +221,7 @@ func (s *socket) handle(ctx context.Context, data []byte, media *stage.MediaStat
 		if !s.setMedia(ctx, media, p.AudioMuted, p.VideoStopped) {
 			return nil
 		}
-		// The V2 client waits 5 s for this ack, matched by requestId (protocol §2).
+		// The V2 client waits 5 s for this ack, matched by requestId (docs/DESIGN.md §4.4).
 		return s.write(ctx, outbound{Type: typeAWSSetState, Payload: p.ids})
 	case typeExchangeToken:
 		// Not supported (IVS allows it for self-signed tokens only). Answering at once lets the SDK's

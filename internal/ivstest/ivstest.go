@@ -6,10 +6,12 @@ package ivstest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime/types"
 
@@ -60,7 +62,8 @@ func Events(ctx context.Context, t testing.TB, c *ivsrealtime.Client, arn *strin
 // ended, and returns that session's id. It fails the test when ctx ends first.
 func WaitSessionEnded(ctx context.Context, t testing.TB, c *ivsrealtime.Client, arn *string, sessions int) string {
 	t.Helper()
-	for {
+	var id string
+	Eventually(t, Until(ctx, time.Minute), 50*time.Millisecond, func() error {
 		st, err := c.GetStage(ctx, &ivsrealtime.GetStageInput{Arn: arn})
 		if err != nil {
 			t.Fatal(err)
@@ -69,14 +72,14 @@ func WaitSessionEnded(ctx context.Context, t testing.TB, c *ivsrealtime.Client, 
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.Stage.ActiveSessionId == nil && len(ss.StageSessions) == sessions && ss.StageSessions[0].EndTime != nil {
-			return *ss.StageSessions[0].SessionId
+		if st.Stage.ActiveSessionId != nil || len(ss.StageSessions) != sessions || ss.StageSessions[0].EndTime == nil {
+			return fmt.Errorf("session %d did not end (%d sessions, active %v)", sessions, len(ss.StageSessions),
+				aws.ToString(st.Stage.ActiveSessionId))
 		}
-		if ctx.Err() != nil {
-			t.Fatalf("session %d did not end", sessions)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		id = *ss.StageSessions[0].SessionId
+		return nil
+	})
+	return id
 }
 
 // Buffer is a bytes.Buffer that several goroutines may write to (a subprocess's output, a server's log).

@@ -17,7 +17,7 @@ type Scrape struct {
 	Values map[string]float64
 }
 
-// The metrics the load test reads (SPEC §8).
+// The metrics the load test reads (docs/DESIGN.md §8).
 const (
 	mForwardedPackets = "openstage_forwarded_packets_total"
 	mForwardedBytes   = "openstage_forwarded_bytes_total"

@@ -3,6 +3,7 @@ package media
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
@@ -29,6 +30,29 @@ type binding struct {
 	ssrc uint32
 	pt   uint8
 	w    webrtc.TrackLocalWriter
+	gate *gate // nil: always forwarded
+}
+
+// gate is one subscriber's switch on one of its tracks (WHEP playback controls: a hidden tile's video is
+// paused). While it is closed, packets are not sent and counted, and those sent after it reopens have
+// their sequence numbers moved back by that count, so the subscriber sees a continuous stream and asks for
+// no retransmission of what it was never meant to get.
+type gate struct {
+	video  bool
+	paused atomic.Bool
+	// skipped is only touched by the track's writer (one goroutine, the publisher's forward loop).
+	skipped uint16
+}
+
+// gatedTrack is one subscriber's binding of a fanout, with that subscriber's gate: what a Subscriber adds
+// to its peer connection in place of the fanout itself.
+type gatedTrack struct {
+	*fanout
+	gate *gate
+}
+
+func (t *gatedTrack) Bind(c webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	return t.fanout.bind(c, t.gate)
 }
 
 func newFanout(codec webrtc.RTPCodecCapability, id, streamID string) (*fanout, error) {
@@ -42,13 +66,17 @@ func newFanout(codec webrtc.RTPCodecCapability, id, streamID string) (*fanout, e
 var _ webrtc.TrackLocal = (*fanout)(nil)
 
 func (f *fanout) Bind(c webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	return f.bind(c, nil)
+}
+
+func (f *fanout) bind(c webrtc.TrackLocalContext, g *gate) (webrtc.RTPCodecParameters, error) {
 	codec, err := f.track.Bind(c)
 	if err != nil {
 		return codec, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.binds = append(f.binds, binding{id: c.ID(), ssrc: uint32(c.SSRC()), pt: uint8(codec.PayloadType), w: c.WriteStream()})
+	f.binds = append(f.binds, binding{id: c.ID(), ssrc: uint32(c.SSRC()), pt: uint8(codec.PayloadType), w: c.WriteStream(), gate: g})
 	return codec, nil
 }
 
@@ -81,6 +109,13 @@ func (f *fanout) write(p *rtp.Packet) (kept bool) {
 	for i, b := range f.binds {
 		h := &hs[i]
 		*h = p.Header
+		if g := b.gate; g != nil {
+			if g.paused.Load() {
+				g.skipped++
+				continue
+			}
+			h.SequenceNumber -= g.skipped
+		}
 		h.CSRC, h.Extensions = csrc, ext
 		h.SSRC, h.PayloadType = b.ssrc, b.pt
 		_, _ = b.w.WriteRTP(h, p.Payload)

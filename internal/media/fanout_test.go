@@ -13,6 +13,8 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/openstage/openstage/internal/ivstest"
 )
 
 // sent records what reaches the wire of one subscriber, as copies.
@@ -31,17 +33,17 @@ func (s *sent) Write(h *rtp.Header, payload []byte, _ interceptor.Attributes) (i
 
 func (s *sent) wait(t *testing.T, n int) []rtp.Packet {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+	var p []rtp.Packet
+	ivstest.Eventually(t, 5*time.Second, time.Millisecond, func() error {
 		s.mu.Lock()
-		if len(s.pkts) >= n {
-			p := append([]rtp.Packet(nil), s.pkts...)
-			s.mu.Unlock()
-			return p
+		defer s.mu.Unlock()
+		if len(s.pkts) < n {
+			return fmt.Errorf("%d packets sent, want %d", len(s.pkts), n)
 		}
-		s.mu.Unlock()
-	}
-	t.Fatalf("fewer than %d packets sent", n)
-	return nil
+		p = append([]rtp.Packet(nil), s.pkts...)
+		return nil
+	})
+	return p
 }
 
 // trackContext binds a fanout to one subscriber whose send path is pion's NACK responder as newAPI

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,7 +17,7 @@ import (
 	"github.com/openstage/openstage/internal/ivs"
 )
 
-// Inspector looks at every packet a publisher sends, for the media policy (SPEC §4). It returns a
+// Inspector looks at every packet a publisher sends, for the media policy (docs/DESIGN.md §4.8). It returns a
 // non-empty code when the stream breaks the policy; the publisher is then stopped.
 type Inspector interface {
 	Inspect(kind webrtc.RTPCodecType, codec webrtc.RTPCodecParameters, p *rtp.Packet, now time.Time) (ivs.ErrorCode, string)
@@ -30,24 +31,29 @@ type PublishHooks struct {
 	OnViolation func(code ivs.ErrorCode, msg string)
 	// OnClosed is called once, when the publisher has ended for any reason.
 	OnClosed func()
-	// Inspector, if not nil, sees every packet.
-	Inspector Inspector
 }
 
 // Publisher is one participant's published media.
 type Publisher struct {
-	sfu   *SFU
-	key   pubKey
-	pc    *webrtc.PeerConnection
-	hooks PublishHooks
+	sfu       *SFU
+	stage     ivs.StageID
+	id        ivs.ParticipantID
+	pc        *webrtc.PeerConnection
+	hooks     PublishHooks
+	inspector Inspector // nil inspects nothing
 
-	mu        sync.Mutex
-	tracks    []*fanout
+	mu     sync.Mutex
+	tracks []*fanout // audio, and video without simulcast
+	// videoSSRC is the SSRC of the video without simulcast, where keyframe requests go; a simulcast
+	// video's layers each have theirs.
 	videoSSRC webrtc.SSRC
+	video     *layered // the simulcast video (RID layers), nil without
+	rids      []string // the offer's simulcast RIDs, lowest first
 	subs      map[*Subscriber]struct{}
 	ready     chan struct{} // closed when the first track exists
 	all       chan struct{} // closed when every track the offer announced exists
-	expected  int           // tracks the offer announced
+	expected  int           // tracks the offer announced (each simulcast layer is one)
+	arrived   int           // tracks that arrived
 
 	nsubs     atomic.Int32 // live subscriptions, for the forwarded counters
 	lastPLI   atomic.Int64 // unix nanos of the last keyframe request sent
@@ -57,8 +63,9 @@ type Publisher struct {
 	done      chan struct{}
 }
 
-// Publish negotiates a publisher from its offer and returns the answer. A participant publishes once per
-// stage: an older publisher of the same participant is closed (its replacement is the newer connection).
+// Publish negotiates a publisher from its offer and returns the answer. The SFU keeps no rule about who
+// publishes: its caller (the stage domain) decides which publisher of a participant is current, closes the
+// others, and hands the current one to Subscribe.
 func (s *SFU) Publish(ctx context.Context, stage ivs.StageID, id ivs.ParticipantID, offer string, hooks PublishHooks) (*Publisher, string, error) {
 	if !sendsMedia(offer) {
 		return nil, "", fmt.Errorf("%w: a publish offer must send media (no m-line is sendonly or sendrecv)", ErrBadOffer)
@@ -67,31 +74,30 @@ func (s *SFU) Publish(ctx context.Context, stage ivs.StageID, id ivs.Participant
 	if err != nil {
 		return nil, "", fmt.Errorf("media: new peer connection: %w", err)
 	}
-	p := &Publisher{sfu: s, key: pubKey{stage, id}, pc: pc, hooks: hooks, subs: map[*Subscriber]struct{}{},
-		ready: make(chan struct{}), all: make(chan struct{}), done: make(chan struct{}), expected: announcedTracks(offer)}
+	expected, rids := announcedTracks(offer)
+	p := &Publisher{sfu: s, stage: stage, id: id, pc: pc, hooks: hooks, subs: map[*Subscriber]struct{}{},
+		ready: make(chan struct{}), all: make(chan struct{}), done: make(chan struct{}), expected: expected, rids: rids}
+	if s.cfg.Inspector != nil {
+		p.inspector = s.cfg.Inspector()
+	}
 	pc.OnTrack(p.onTrack)
-	watchEnd(pc, nil, func() { go p.Close() })
+	s.watchEnd(pc, nil, func() { go p.Close() })
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		_ = pc.Close()
 		return nil, "", fmt.Errorf("%w: %v", ErrBadOffer, err)
 	}
-	var old *Publisher
 	ans, err := answer(ctx, pc, func() error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.closed {
 			return ErrClosed
 		}
-		old = s.pubs[p.key]
-		s.pubs[p.key] = p
+		s.pubs[p] = struct{}{}
 		return nil
 	})
 	if err != nil {
 		p.Close()
 		return nil, "", err
-	}
-	if old != nil {
-		old.Close()
 	}
 	return p, ans, nil
 }
@@ -101,7 +107,11 @@ var ErrBadOffer = errors.New("media: the offer cannot be used")
 
 func (p *Publisher) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	codec := remote.Codec()
-	local, err := newFanout(codec.RTPCodecCapability, remote.Kind().String(), "openstage-"+string(p.key.id))
+	if remote.Kind() == webrtc.RTPCodecTypeVideo && remote.RID() != "" {
+		p.onLayer(remote, codec)
+		return
+	}
+	local, err := newFanout(codec.RTPCodecCapability, remote.Kind().String(), "openstage-"+string(p.id))
 	if err != nil {
 		p.sfu.log.Error("media: local track", "err", err)
 		return
@@ -117,16 +127,78 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	if remote.Kind() == webrtc.RTPCodecTypeVideo {
 		p.videoSSRC = remote.SSRC()
 	}
-	first, all := len(p.tracks) == 1, len(p.tracks) == p.expected
+	first, all := p.arrivedLocked()
 	p.mu.Unlock()
+	p.announce(first, all)
+	if !p.sfu.goTracked(func() { p.forward(remote, codec, local.write, nil) }) {
+		return // the SFU is closing: it closes this publisher too
+	}
+	p.mediaOnce.Do(func() {
+		if p.hooks.OnMedia != nil {
+			p.hooks.OnMedia()
+		}
+	})
+}
+
+// arrivedLocked counts a track's arrival: whether it is the first, and whether it is the last announced.
+func (p *Publisher) arrivedLocked() (first, all bool) {
+	p.arrived++
+	return p.arrived == 1, p.arrived == p.expected
+}
+
+func (p *Publisher) announce(first, all bool) {
 	if first {
 		close(p.ready)
 	}
 	if all {
 		close(p.all)
 	}
-	p.sfu.wg.Add(1)
-	go p.forward(remote, local, codec)
+}
+
+// onLayer takes one RID layer of a simulcast video: the first makes the publisher's layered video, and
+// every subscriber's selector may move to the new layer.
+func (p *Publisher) onLayer(remote *webrtc.TrackRemote, codec webrtc.RTPCodecParameters) {
+	p.mu.Lock()
+	select {
+	case <-p.done:
+		p.mu.Unlock()
+		return
+	default:
+	}
+	if p.video == nil {
+		v, err := newLayered(codec.RTPCodecCapability, "openstage-"+string(p.id))
+		if err != nil {
+			p.mu.Unlock()
+			p.sfu.log.Error("media: local track", "err", err)
+			return
+		}
+		p.video = v
+	}
+	v := p.video
+	v.mu.Lock()
+	if len(v.layers) >= maxLayers {
+		v.mu.Unlock()
+		p.mu.Unlock()
+		return // not read: pion drops what nobody reads
+	}
+	l := &layer{rid: remote.RID(), order: len(p.rids), pub: p}
+	if i := slices.Index(p.rids, l.rid); i >= 0 {
+		l.order = i
+	}
+	l.ssrc.Store(uint32(remote.SSRC()))
+	v.layers = append(v.layers, l)
+	sels := slices.Clone(v.sels)
+	v.mu.Unlock()
+	first, all := p.arrivedLocked()
+	p.mu.Unlock()
+	p.announce(first, all)
+	for _, s := range sels {
+		s.choose() // a better match for its preference may have arrived
+	}
+	write := func(pkt *rtp.Packet) bool { return v.write(l, pkt) }
+	if !p.sfu.goTracked(func() { p.forward(remote, codec, write, l) }) {
+		return
+	}
 	p.mediaOnce.Do(func() {
 		if p.hooks.OnMedia != nil {
 			p.hooks.OnMedia()
@@ -135,9 +207,9 @@ func (p *Publisher) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 }
 
 // forward is the hot path: read each packet once, inspect it, write it to the local track, which sends it
-// to every subscriber bound to that track.
-func (p *Publisher) forward(remote *webrtc.TrackRemote, local *fanout, codec webrtc.RTPCodecParameters) {
-	defer p.sfu.wg.Done()
+// to every subscriber bound to that track (write: a fanout's, or a simulcast layer's, which also measures
+// the layer l).
+func (p *Publisher) forward(remote *webrtc.TrackRemote, codec webrtc.RTPCodecParameters, write func(*rtp.Packet) bool, l *layer) {
 	kind := remote.Kind()
 	var pkt rtp.Packet
 	buf := make([]byte, 1500)
@@ -149,8 +221,8 @@ func (p *Publisher) forward(remote *webrtc.TrackRemote, local *fanout, codec web
 		if err := pkt.Unmarshal(buf[:n]); err != nil {
 			continue
 		}
-		if p.hooks.Inspector != nil {
-			if code, msg := p.hooks.Inspector.Inspect(kind, codec, &pkt, time.Now()); code != "" {
+		if p.inspector != nil {
+			if code, msg := p.inspector.Inspect(kind, codec, &pkt, time.Now()); code != "" {
 				p.violation.Do(func() {
 					if p.hooks.OnViolation != nil {
 						p.hooks.OnViolation(code, msg)
@@ -160,7 +232,10 @@ func (p *Publisher) forward(remote *webrtc.TrackRemote, local *fanout, codec web
 				return
 			}
 		}
-		if local.write(&pkt) {
+		if l != nil {
+			l.measure(&pkt, n, time.Now())
+		}
+		if write(&pkt) {
 			// The subscribers' NACK responders keep the packet's bytes: the next one needs a buffer of its own.
 			buf = make([]byte, 1500)
 		}
@@ -175,16 +250,32 @@ func (p *Publisher) forward(remote *webrtc.TrackRemote, local *fanout, codec web
 }
 
 // RequestKeyframe asks the publisher for a keyframe (PLI, RFC 4585 §6.3.1), at most every 300 ms however
-// many subscribers ask.
-func (p *Publisher) RequestKeyframe() {
-	now := time.Now().UnixNano()
+// many subscribers ask. With simulcast it asks every layer; subscribers' own requests go to their layer
+// only (selector).
+func (p *Publisher) RequestKeyframe() { p.requestKeyframe(false) }
+
+// requestKeyframe sends a PLI; now sends it whatever the rate limit says (a subscriber resuming after a
+// pause needs a keyframe made after its resumption, not one already on its way).
+func (p *Publisher) requestKeyframe(now bool) {
+	t := time.Now().UnixNano()
 	last := p.lastPLI.Load()
-	if now-last < int64(300*time.Millisecond) || !p.lastPLI.CompareAndSwap(last, now) {
+	if !now && (t-last < int64(300*time.Millisecond) || !p.lastPLI.CompareAndSwap(last, t)) {
 		return
 	}
+	if now {
+		p.lastPLI.Store(t)
+	}
 	p.mu.Lock()
-	ssrc := p.videoSSRC
+	ssrc, v := p.videoSSRC, p.video
 	p.mu.Unlock()
+	if v != nil {
+		v.mu.RLock()
+		ls := slices.Clone(v.layers)
+		v.mu.RUnlock()
+		for _, l := range ls {
+			l.requestKeyframe(false)
+		}
+	}
 	if ssrc == 0 {
 		return
 	}
@@ -195,15 +286,16 @@ func (p *Publisher) RequestKeyframe() {
 // offer announced (audio usually arrives a moment before video).
 const trackSettle = time.Second
 
-// waitTracks waits until the publisher has its tracks (or ctx ends), then returns them. A track appears
-// with the publisher's first packet on it, when pion knows its codec.
-func (p *Publisher) waitTracks(ctx context.Context) ([]*fanout, error) {
+// waitTracks waits until the publisher has its tracks (or ctx ends), then returns them: the fanouts, and the
+// simulcast video if there is one. A track appears with the publisher's first packet on it, when pion
+// knows its codec.
+func (p *Publisher) waitTracks(ctx context.Context) ([]*fanout, *layered, error) {
 	select {
 	case <-p.ready:
 	case <-p.done:
-		return nil, ErrPublisherNotFound
+		return nil, nil, ErrPublisherNotFound
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, nil, ctx.Err()
 	}
 	settle := time.NewTimer(trackSettle)
 	defer settle.Stop()
@@ -211,13 +303,13 @@ func (p *Publisher) waitTracks(ctx context.Context) ([]*fanout, error) {
 	case <-p.all:
 	case <-settle.C:
 	case <-p.done:
-		return nil, ErrPublisherNotFound
+		return nil, nil, ErrPublisherNotFound
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, nil, ctx.Err()
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]*fanout(nil), p.tracks...), nil
+	return append([]*fanout(nil), p.tracks...), p.video, nil
 }
 
 // Done is closed when the publisher has ended.
@@ -235,9 +327,7 @@ func (p *Publisher) Close() {
 		p.mu.Unlock()
 		s := p.sfu
 		s.mu.Lock()
-		if s.pubs[p.key] == p {
-			delete(s.pubs, p.key)
-		}
+		delete(s.pubs, p)
 		s.mu.Unlock()
 		for _, sub := range subs {
 			sub.Close()
@@ -249,15 +339,17 @@ func (p *Publisher) Close() {
 	})
 }
 
-// announcedTracks counts the offer's media sections that will send us a track: sendrecv or sendonly with
-// a media stream id or an SSRC (the IVS web SDK keeps an empty sendrecv video section for audio-only
-// publishers).
-func announcedTracks(offer string) int {
+// announcedTracks counts the tracks the offer's media sections will send us: one per section that is
+// sendrecv or sendonly with a media stream id or an SSRC (the IVS web SDK keeps an empty sendrecv video
+// section for audio-only publishers), or one per RID layer of a simulcast section (at most maxLayers). It
+// also returns the first simulcast section's RIDs, in the offer's order (lowest quality first).
+func announcedTracks(offer string) (int, []string) {
 	var d sdp.SessionDescription
 	if err := d.UnmarshalString(offer); err != nil {
-		return 1
+		return 1, nil
 	}
 	n := 0
+	var rids []string
 	for _, m := range d.MediaDescriptions {
 		send := true
 		for _, a := range m.Attributes {
@@ -267,6 +359,14 @@ func announcedTracks(offer string) int {
 		}
 		_, msid := m.Attribute("msid")
 		_, ssrc := m.Attribute("ssrc")
+		if r := simulcastRIDs(m); send && len(r) > 0 && m.MediaName.Media == "video" {
+			r = r[:min(len(r), maxLayers)]
+			n += len(r)
+			if rids == nil {
+				rids = r
+			}
+			continue
+		}
 		if send && (msid || ssrc) {
 			n++
 		}
@@ -274,7 +374,7 @@ func announcedTracks(offer string) int {
 	if n == 0 {
 		n = 1
 	}
-	return n
+	return n, rids
 }
 
 // sendsMedia reports whether an offer has a media section that sends (sendrecv, the default, or sendonly).

@@ -1,6 +1,7 @@
 // Package media is openstage's media plane: a selective forwarding unit on pion/webrtc. Publishers send
 // RTP once; every subscriber of a publisher gets it forwarded, with RTCP feedback (PLI/FIR relayed to the
-// publisher, NACK answered from the interceptors' buffers). All media share one UDP port (ICE UDP mux).
+// publisher, NACK answered from the interceptors' buffers). All media share one UDP port (ICE UDP mux)
+// and, for clients whose UDP is blocked, one TCP port (ICE-TCP, RFC 6544 passive candidates).
 // The package knows nothing of tokens or stages' rules: its callers (the WHIP transport) decide who may
 // publish and subscribe, and it reports back through hooks.
 package media
@@ -9,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -19,8 +21,6 @@ import (
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
-
-	"github.com/openstage/openstage/internal/ivs"
 )
 
 // ErrPublisherNotFound: nobody publishes as that participant on this node.
@@ -33,17 +33,23 @@ var ErrClosed = errors.New("media: closed")
 type Config struct {
 	// UDPAddr is where all WebRTC media is received and sent (host:port; the port is --rtc-udp-port).
 	UDPAddr string
+	// TCPAddr, when set, is where ICE over TCP is accepted (host:port; the port is --rtc-tcp-port): every
+	// answer then offers passive TCP candidates next to the UDP one (RFC 6544), so a client whose network
+	// drops UDP connects over TCP with no change on its side (docs/DESIGN.md §4.9). Empty: UDP only.
+	TCPAddr string
 	// NATIP, when set, is the address announced in host candidates (behind NAT).
 	NATIP string
 	// IncludeLoopback offers loopback candidates (needed when clients are on the same host, as in tests).
 	IncludeLoopback bool
 	// ICE timeouts: a vanished peer is "disconnected" after DisconnectedTimeout and "failed", and so
-	// gone, FailedTimeout later. Together they must stay under 10 s (SPEC §3). Zero values take 3 s and 5 s.
+	// gone, FailedTimeout later. Together they must stay under 10 s (docs/DESIGN.md §3.4). Zero values take 3 s and 5 s.
 	DisconnectedTimeout, FailedTimeout time.Duration
 	// PublishCodecs limits the video codecs a publisher may send, as MIME types (e.g. "video/H264");
 	// empty allows every codec openstage forwards. The answer picks from these, whatever the offer's order.
 	PublishCodecs []string
-	Log           *slog.Logger
+	// Inspector, if set, makes the packet inspector of each publisher (the media policy's checks).
+	Inspector func() Inspector
+	Log       *slog.Logger
 }
 
 // SFU forwards media between publishers and subscribers.
@@ -51,11 +57,13 @@ type SFU struct {
 	cfg    Config
 	log    *slog.Logger
 	udp    net.PacketConn
+	tcp    *tcpListener // nil without ICE-TCP
+	tcpMux io.Closer    // the ICE-TCP mux over tcp (its Close closes tcp)
 	pubAPI *webrtc.API
 	subAPI *webrtc.API
 
 	mu     sync.Mutex
-	pubs   map[pubKey]*Publisher
+	pubs   map[*Publisher]struct{}
 	closed bool
 	wg     sync.WaitGroup // forwarding and RTCP loops
 
@@ -66,6 +74,31 @@ type SFU struct {
 type Stats struct {
 	ReceivedPackets, ReceivedBytes   atomic.Uint64
 	ForwardedPackets, ForwardedBytes atomic.Uint64
+	// Connections counts the peer connections (publishers and subscribers) that connected, by the
+	// transport of the candidate pair ICE selected: what share of clients needed ICE-TCP.
+	Connections [numTransports]atomic.Uint64
+	// LayerSwitches counts the times a subscriber moved from one simulcast layer to another.
+	LayerSwitches atomic.Uint64
+}
+
+// Transport is how a peer connection's media travels: the protocol of ICE's selected candidate pair.
+type Transport int
+
+// The transports, a closed set (metrics label them by String).
+const (
+	TransportUDP Transport = iota
+	TransportTCP
+	numTransports
+)
+
+// Transports lists every Transport.
+func Transports() []Transport { return []Transport{TransportUDP, TransportTCP} }
+
+func (t Transport) String() string {
+	if t == TransportTCP {
+		return "tcp"
+	}
+	return "udp"
 }
 
 // Stats returns the SFU's counters (read them with Load).
@@ -75,7 +108,7 @@ func (s *SFU) Stats() *Stats { return &s.stats }
 func (s *SFU) Counts() (publishers, subscribers int) {
 	s.mu.Lock()
 	pubs := make([]*Publisher, 0, len(s.pubs))
-	for _, p := range s.pubs {
+	for p := range s.pubs {
 		pubs = append(pubs, p)
 	}
 	s.mu.Unlock()
@@ -83,11 +116,6 @@ func (s *SFU) Counts() (publishers, subscribers int) {
 		subscribers += int(p.nsubs.Load())
 	}
 	return len(pubs), subscribers
-}
-
-type pubKey struct {
-	stage ivs.StageID
-	id    ivs.ParticipantID
 }
 
 // New opens the UDP port and builds the WebRTC engines.
@@ -105,30 +133,76 @@ func New(cfg Config) (*SFU, error) {
 	if err != nil {
 		return nil, fmt.Errorf("media: listen %s: %w", cfg.UDPAddr, err)
 	}
-	s := &SFU{cfg: cfg, log: cfg.Log, udp: udp, pubs: map[pubKey]*Publisher{}}
+	s := &SFU{cfg: cfg, log: cfg.Log, udp: udp, pubs: map[*Publisher]struct{}{}}
 	lf := pionLogs{cfg.Log}
 	mux := webrtc.NewICEUDPMux(lf.NewLogger("ice"), udp)
 	se := webrtc.SettingEngine{LoggerFactory: lf}
 	se.SetICEUDPMux(mux)
 	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
 	se.SetICETimeouts(cfg.DisconnectedTimeout, cfg.FailedTimeout, time.Second)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	if cfg.TCPAddr != "" {
+		ln, err := net.Listen("tcp", cfg.TCPAddr)
+		if err != nil {
+			_ = udp.Close()
+			return nil, fmt.Errorf("media: listen tcp %s: %w", cfg.TCPAddr, err)
+		}
+		s.tcp = newTCPListener(ln)
+		tcpMux := webrtc.NewICETCPMux(lf.NewLogger("ice-tcp"), s.tcp, tcpReadBuffer)
+		s.tcpMux = tcpMux
+		// Passive candidates only: the server never dials out (a client behind a firewall accepts nothing).
+		se.SetICETCPMux(tcpMux)
+		networks = append(networks, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
+	}
+	se.SetNetworkTypes(networks)
 	if cfg.NATIP != "" {
-		se.SetNAT1To1IPs([]string{cfg.NATIP}, webrtc.ICECandidateTypeHost)
+		// Host candidates (UDP and TCP) announce the address clients reach instead of the local one.
+		rule := webrtc.ICEAddressRewriteRule{External: []string{cfg.NATIP}, AsCandidateType: webrtc.ICECandidateTypeHost,
+			Mode: webrtc.ICEAddressRewriteReplace}
+		if err := se.SetICEAddressRewriteRules(rule); err != nil {
+			s.closeSockets()
+			return nil, fmt.Errorf("media: --nat-ip %s: %w", cfg.NATIP, err)
+		}
 	}
 	if s.pubAPI, err = newAPI(se, cfg.PublishCodecs); err != nil {
-		_ = udp.Close()
+		s.closeSockets()
 		return nil, err
 	}
 	if s.subAPI, err = newAPI(se, nil); err != nil {
-		_ = udp.Close()
+		s.closeSockets()
 		return nil, err
 	}
 	return s, nil
 }
 
+// tcpReadBuffer is how many bytes of ICE-TCP frames the mux buffers per connection before the peer
+// connection reads them (pion's suggested size: a few packets of a bitrate burst).
+const tcpReadBuffer = 64 << 10
+
+// closeSockets releases the UDP port and the ICE-TCP listener.
+func (s *SFU) closeSockets() error {
+	err := s.udp.Close()
+	if s.tcpMux != nil {
+		// The mux closes the listener and the connections it adopted; the listener then closes those
+		// still waiting for their first STUN message, which the mux would otherwise wait 30 s for.
+		done := make(chan error, 1)
+		go func() { done <- s.tcpMux.Close() }()
+		s.tcp.closeAll()
+		err = errors.Join(err, <-done)
+	}
+	return err
+}
+
 // Addr is the UDP address media uses.
 func (s *SFU) Addr() net.Addr { return s.udp.LocalAddr() }
+
+// TCPAddr is the address ICE-TCP listens on, nil without ICE-TCP.
+func (s *SFU) TCPAddr() net.Addr {
+	if s.tcp == nil {
+		return nil
+	}
+	return s.tcp.Addr()
+}
 
 var rtcpFeedback = []webrtc.RTCPFeedback{
 	{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "transport-cc"},
@@ -225,7 +299,7 @@ func equalFold(a, b string) bool {
 }
 
 // answer applies the offer to pc and returns the complete answer, every candidate included: the IVS SDKs
-// never trickle (ivs-web-sdk-protocol.md §3).
+// never trickle (docs/DESIGN.md §4.4).
 func answer(ctx context.Context, pc *webrtc.PeerConnection, before func() error) (string, error) {
 	ans, err := pc.CreateAnswer(nil)
 	if err != nil {
@@ -249,11 +323,13 @@ func answer(ctx context.Context, pc *webrtc.PeerConnection, before func() error)
 }
 
 // watchEnd calls end once when the peer is gone: ICE failed, DTLS closed by the peer, or the
-// connection closed.
-func watchEnd(pc *webrtc.PeerConnection, connected, end func()) {
+// connection closed. It counts the connection by its transport when it first connects.
+func (s *SFU) watchEnd(pc *webrtc.PeerConnection, connected, end func()) {
+	var count sync.Once
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		switch st {
 		case webrtc.PeerConnectionStateConnected:
+			count.Do(func() { s.countConnection(pc) })
 			if connected != nil {
 				connected()
 			}
@@ -276,29 +352,38 @@ func (s *SFU) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	pubs := make([]*Publisher, 0, len(s.pubs))
-	for _, p := range s.pubs {
+	for p := range s.pubs {
 		pubs = append(pubs, p)
 	}
 	s.mu.Unlock()
 	for _, p := range pubs {
 		p.Close()
 	}
-	err := s.udp.Close()
+	err := s.closeSockets()
 	s.wg.Wait()
 	return err
 }
 
-// Publisher looks up the publisher of participant id on stage.
-func (s *SFU) publisher(stage ivs.StageID, id ivs.ParticipantID) *Publisher {
+// goTracked runs f in a goroutine that Close waits for; it reports false, running nothing, once Close
+// has begun (a WaitGroup must not grow while Close waits on it).
+func (s *SFU) goTracked(f func()) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.pubs[pubKey{stage, id}]
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+	return true
 }
 
 // rtcpLoop drains a sender's RTCP so the interceptors (NACK responder, reports) run, and passes keyframe
 // requests on.
-func (s *SFU) rtcpLoop(sender *webrtc.RTPSender, onKeyframeRequest func()) {
-	defer s.wg.Done()
+// onFeedback, when set, sees the rest (receiver reports, REMB: a simulcast subscriber's congestion).
+func (s *SFU) rtcpLoop(sender *webrtc.RTPSender, onKeyframeRequest func(), onFeedback func(rtcp.Packet)) {
 	for {
 		pkts, _, err := sender.ReadRTCP()
 		if err != nil {
@@ -308,6 +393,10 @@ func (s *SFU) rtcpLoop(sender *webrtc.RTPSender, onKeyframeRequest func()) {
 			switch p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				onKeyframeRequest()
+			default:
+				if onFeedback != nil {
+					onFeedback(p)
+				}
 			}
 		}
 	}

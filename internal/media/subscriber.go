@@ -2,13 +2,12 @@ package media
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/pion/webrtc/v4"
-
-	"github.com/openstage/openstage/internal/ivs"
 )
 
 // SubscribeHooks report a subscription's life. They are called from pion's goroutines.
@@ -24,6 +23,9 @@ type Subscriber struct {
 	pub       *Publisher
 	pc        *webrtc.PeerConnection
 	hooks     SubscribeHooks
+	gates     map[string]*gate // by the media section's mid; written before the answer, then only read
+	sel       *selector        // the video of a simulcast publisher, nil without
+	videoMid  string
 	connOnce  sync.Once
 	closeOnce sync.Once
 }
@@ -32,15 +34,15 @@ type Subscriber struct {
 // not ready yet.
 const trackWait = 5 * time.Second
 
-// Subscribe negotiates a subscription to the publisher of participant publisher on stage, from the
-// subscriber's recvonly offer, and returns the answer carrying the publisher's current audio and video.
-func (s *SFU) Subscribe(ctx context.Context, stage ivs.StageID, publisher ivs.ParticipantID, offer string, hooks SubscribeHooks) (*Subscriber, string, error) {
-	pub := s.publisher(stage, publisher)
-	if pub == nil {
+// Subscribe negotiates a subscription to pub, from the subscriber's recvonly offer, and returns the answer
+// carrying the publisher's current audio and video. Of a simulcast video the subscriber gets one layer,
+// first the one layerPref names (LayerLowest, the default, or LayerHighest).
+func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, offer, layerPref string, hooks SubscribeHooks) (*Subscriber, string, error) {
+	if pub == nil || pub.sfu != s {
 		return nil, "", ErrPublisherNotFound
 	}
 	wctx, cancel := context.WithTimeout(ctx, trackWait)
-	tracks, err := pub.waitTracks(wctx)
+	tracks, video, err := pub.waitTracks(wctx)
 	cancel()
 	if err != nil {
 		return nil, "", ErrPublisherNotFound
@@ -49,21 +51,48 @@ func (s *SFU) Subscribe(ctx context.Context, stage ivs.StageID, publisher ivs.Pa
 	if err != nil {
 		return nil, "", fmt.Errorf("media: new peer connection: %w", err)
 	}
-	sub := &Subscriber{pub: pub, pc: pc, hooks: hooks}
-	watchEnd(pc, sub.connected, func() { go sub.Close() })
+	sub := &Subscriber{pub: pub, pc: pc, hooks: hooks, gates: map[string]*gate{}}
+	s.watchEnd(pc, sub.connected, func() { go sub.Close() })
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		_ = pc.Close()
 		return nil, "", fmt.Errorf("%w: %v", ErrBadOffer, err)
 	}
 	for _, t := range tracks {
 		// AddTrack reuses the transceiver the recvonly offer created for this kind.
-		sender, err := pc.AddTrack(t)
+		g := &gate{video: t.Kind() == webrtc.RTPCodecTypeVideo}
+		sender, err := pc.AddTrack(&gatedTrack{fanout: t, gate: g})
 		if err != nil {
 			_ = pc.Close()
 			return nil, "", fmt.Errorf("media: add track: %w", err)
 		}
-		s.wg.Add(1)
-		go s.rtcpLoop(sender, pub.RequestKeyframe)
+		for _, tr := range pc.GetTransceivers() {
+			if tr.Sender() == sender && tr.Mid() != "" {
+				sub.gates[tr.Mid()] = g
+			}
+		}
+		if !s.goTracked(func() { s.rtcpLoop(sender, pub.RequestKeyframe, nil) }) {
+			_ = pc.Close()
+			return nil, "", ErrClosed
+		}
+	}
+	if video != nil {
+		sel := &selector{v: video, gate: &gate{video: true}, pref: layerPref, switches: &s.stats.LayerSwitches}
+		sel.choose()
+		sender, err := pc.AddTrack(selectorTrack{sel})
+		if err != nil {
+			_ = pc.Close()
+			return nil, "", fmt.Errorf("media: add track: %w", err)
+		}
+		sub.sel = sel
+		for _, tr := range pc.GetTransceivers() {
+			if tr.Sender() == sender && tr.Mid() != "" {
+				sub.gates[tr.Mid()], sub.videoMid = sel.gate, tr.Mid()
+			}
+		}
+		if !s.goTracked(func() { s.rtcpLoop(sender, sel.requestKeyframe, sel.feedback) }) {
+			_ = pc.Close()
+			return nil, "", ErrClosed
+		}
 	}
 	ans, err := answer(ctx, pc, func() error {
 		pub.mu.Lock()
@@ -87,11 +116,63 @@ func (s *SFU) Subscribe(ctx context.Context, stage ivs.StageID, publisher ivs.Pa
 func (sub *Subscriber) connected() {
 	sub.connOnce.Do(func() {
 		// A subscriber that joins late needs a keyframe to start decoding.
-		sub.pub.RequestKeyframe()
+		if sub.sel != nil {
+			sub.sel.resumed() // the layer it is to receive, not every layer
+		} else {
+			sub.pub.RequestKeyframe()
+		}
 		if sub.hooks.OnConnected != nil {
 			sub.hooks.OnConnected()
 		}
 	})
+}
+
+// ErrUnknownMid: a playback control named a media section the subscription does not forward.
+var ErrUnknownMid = errors.New("media: no forwarded media section has that mid")
+
+// SetPaused stops (paused) or restarts forwarding the media sections mids to this subscriber (the WHEP
+// playback controls: a hidden tile's video costs nothing). A restarted video asks the publisher for a
+// keyframe at once, since the subscriber's decoder cannot continue from where it stopped.
+func (sub *Subscriber) SetPaused(mids []string, paused bool) error {
+	for _, mid := range mids {
+		if sub.gates[mid] == nil {
+			return fmt.Errorf("%w: %q", ErrUnknownMid, mid)
+		}
+	}
+	keyframe := false
+	for _, mid := range mids {
+		g := sub.gates[mid]
+		if was := g.paused.Swap(paused); was && !paused && g.video {
+			keyframe = true
+		}
+	}
+	if keyframe {
+		if sub.sel != nil {
+			sub.sel.resumed()
+		} else {
+			sub.pub.requestKeyframe(true)
+		}
+	}
+	return nil
+}
+
+// Layers lists the layers of the publisher's simulcast video, lowest first, with the one this subscriber
+// receives marked; nil without simulcast.
+func (sub *Subscriber) Layers() []LayerInfo {
+	if sub.sel == nil {
+		return nil
+	}
+	return sub.sel.layers()
+}
+
+// SelectLayer makes the subscriber receive the layer rid of the video section mid from the publisher's
+// next keyframe on that layer (asked for at once); rid "" returns to the automatic choice. mid "" is the
+// video section.
+func (sub *Subscriber) SelectLayer(mid, rid string) error {
+	if sub.sel == nil || (mid != "" && mid != sub.videoMid) {
+		return fmt.Errorf("%w: the subscription has no simulcast video section %q", ErrUnknownLayer, mid)
+	}
+	return sub.sel.selectLayer(rid)
 }
 
 // Close ends the subscription.
@@ -103,6 +184,9 @@ func (sub *Subscriber) Close() {
 			sub.pub.nsubs.Add(-1)
 		}
 		sub.pub.mu.Unlock()
+		if sub.sel != nil {
+			sub.sel.detach()
+		}
 		_ = sub.pc.Close()
 		if sub.hooks.OnClosed != nil {
 			sub.hooks.OnClosed()

@@ -1,31 +1,78 @@
-// Package metrics is openstage's Prometheus instrumentation (SPEC §8): what the API, the media plane and
+// Package metrics is openstage's Prometheus instrumentation (docs/DESIGN.md §8): what the API, the media plane and
 // the stage domain do, and the process's CPU, served at /metrics. Counters on the forwarding hot path are
 // the SFU's own atomics, read here only when scraped.
 package metrics
 
 import (
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/openstage/openstage/internal/awserr"
 	"github.com/openstage/openstage/internal/media"
+	"github.com/openstage/openstage/internal/token"
 )
+
+// Label values come from closed sets only, never from what a client sent: a label value must be valid
+// UTF-8 (client_golang panics otherwise), and every distinct value is a series kept for the life of the
+// process, so a client's string as a label would let anyone crash a handler or grow the registry without
+// bound. Anything outside a set is counted under one fixed value.
+const (
+	// UnknownOperation labels API calls whose path names no operation of the model.
+	UnknownOperation = "unknown"
+	// Other labels an error type or a refusal reason outside the known sets.
+	Other = "other"
+)
+
+// errorTypes are the API error types counted by name: the error table's (awserr), model shapes and AWS common
+// authentication errors alike; "" is success. TestErrorTypesCoverTheTable keeps it in step with awserr.
+var errorTypes = []awserr.Type{"",
+	awserr.Validation, awserr.AccessDenied, awserr.ResourceNotFound, awserr.Conflict, awserr.ServiceQuotaExceeded,
+	awserr.InternalServer, awserr.PendingVerification, awserr.MissingAuthenticationToken, awserr.UnrecognizedClient,
+	awserr.InvalidSignature, awserr.IncompleteSignature, awserr.UnknownOperation,
+}
+
+// rejectReasons are the token refusal labels the transports report, per transport: token.Reason for an
+// invalid token, each transport's own (whip.go's authenticate, events.go's authenticate and refusalOf), and
+// "throttled" for an address refused by admission before its token was read (server.go's routes). A reason
+// added there and not here is counted as Other.
+var rejectReasons = map[string][]string{
+	"whip": append(tokenReasons(), "missing", "stage_not_found", "revoked", "throttled"),
+	"events": append(tokenReasons(), "missing_token", "stage_not_found", "revoked", "stage_mismatch", "quota_exceeded",
+		"internal", "unavailable", "throttled"),
+}
+
+func tokenReasons() []string {
+	var r []string
+	for _, x := range []token.Reason{token.Malformed, token.BadAlgorithm, token.UnknownKey, token.BadSignature, token.Expired,
+		token.NotYetValid, token.TooLong, token.BadClaims} {
+		r = append(r, string(x))
+	}
+	return r
+}
 
 // Metrics holds the collectors of one server.
 type Metrics struct {
-	reg          *prometheus.Registry
-	apiRequests  *prometheus.CounterVec
-	apiLatency   *prometheus.HistogramVec
-	rejected     *prometheus.CounterVec
-	stagesCreate prometheus.Counter
+	reg         *prometheus.Registry
+	apiRequests *prometheus.CounterVec
+	apiLatency  *prometheus.HistogramVec
+	rejected    *prometheus.CounterVec
+	// operations and errorTypes map an accepted value to the label value itself, interned, so that a
+	// series never holds on to a request's memory either.
+	operations map[string]string
+	errorTypes map[string]string
 }
 
-// Sources are read at scrape time.
+// Sources are what the metrics describe; the functions are read at scrape time.
 type Sources struct {
-	SFU *media.SFU
+	// Operations are the API operations counted by name (api.Operations: every operation of the model);
+	// any other operation is counted as UnknownOperation.
+	Operations []string
+	SFU        *media.SFU
 	// Live returns sessions, participants and publishers live on this node.
 	Live func() (sessions, participants, publishers int)
 	// Stages counts stored stages.
@@ -38,7 +85,9 @@ type Sources struct {
 func New(src Sources) *Metrics {
 	reg := prometheus.NewRegistry()
 	m := &Metrics{
-		reg: reg,
+		reg:        reg,
+		operations: map[string]string{UnknownOperation: UnknownOperation},
+		errorTypes: map[string]string{Other: Other},
 		apiRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "openstage_api_requests_total",
 			Help: "API requests by operation and AWS error type (\"\" for success)."}, []string{"operation", "error_type"}),
 		apiLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "openstage_api_request_duration_seconds",
@@ -49,6 +98,21 @@ func New(src Sources) *Metrics {
 	}
 	reg.MustRegister(m.apiRequests, m.apiLatency, m.rejected,
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
+	for _, op := range src.Operations {
+		m.operations[op] = op
+	}
+	for _, t := range errorTypes {
+		m.errorTypes[string(t)] = string(t)
+	}
+	// The refusal counters are few and what an operator alerts on, so they exist from the start at 0
+	// (a rate over a series that appears only with its first increment misses that increment). The API's
+	// are created on first use: operations × error types, with their histograms, would be over 1,200 zero
+	// lines in every scrape, and the sets above bound them all the same.
+	for transport, reasons := range rejectReasons {
+		for _, r := range append(slices.Clone(reasons), Other) {
+			m.rejected.WithLabelValues(transport, r)
+		}
+	}
 	if src.SFU != nil {
 		st := src.SFU.Stats()
 		counter := func(name, help string, f func() uint64) prometheus.Collector {
@@ -64,6 +128,17 @@ func New(src Sources) *Metrics {
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "openstage_media_subscriptions", Help: "Subscriptions on this node's SFU."},
 				func() float64 { _, s := src.SFU.Counts(); return float64(s) }),
 		)
+		for _, t := range media.Transports() {
+			reg.MustRegister(connections(st, t))
+		}
+		reg.MustRegister(counter("openstage_media_layer_switches_total",
+			"Times a subscriber moved from one simulcast layer of its publisher's video to another.", st.LayerSwitches.Load))
+		for i, name := range []string{"low", "mid", "high"} {
+			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "openstage_media_layer_subscribers",
+				Help:        "Subscriptions to simulcast publishers by the layer they receive: the lowest, one in between, the highest.",
+				ConstLabels: prometheus.Labels{"layer": name}},
+				func() float64 { n := [3]int{}; n[0], n[1], n[2] = src.SFU.LayerSubscribers(); return float64(n[i]) }))
+		}
 	}
 	if src.Live != nil {
 		gauge := func(name, help string, pick func(a, b, c int) int) prometheus.Collector {
@@ -92,15 +167,49 @@ func New(src Sources) *Metrics {
 	return m
 }
 
-// ObserveAPI records one API call.
-func (m *Metrics) ObserveAPI(op, errorType string, d time.Duration) {
-	m.apiRequests.WithLabelValues(op, errorType).Inc()
-	m.apiLatency.WithLabelValues(op).Observe(d.Seconds())
+// connections is the counter of peer connections that connected over one transport (the protocol of ICE's
+// selected candidate pair): the share of ICE-TCP says how many clients have UDP blocked.
+func connections(st *media.Stats, t media.Transport) prometheus.Collector {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "openstage_media_connections_total",
+		Help:        "Media peer connections (publishers and subscribers) that connected, by the transport ICE selected.",
+		ConstLabels: prometheus.Labels{"transport": t.String()}},
+		func() float64 { return float64(st.Connections[t].Load()) })
 }
 
-// Rejected returns the token-refusal counter of one transport.
+// ObserveAPI records one API call: op outside Sources.Operations counts as UnknownOperation, an error type
+// outside the error table as Other.
+func (m *Metrics) ObserveAPI(op, errorType string, d time.Duration) {
+	o, ok := m.operations[op]
+	if !ok {
+		o = UnknownOperation
+	}
+	e, ok := m.errorTypes[errorType]
+	if !ok {
+		e = Other
+	}
+	m.apiRequests.WithLabelValues(o, e).Inc()
+	m.apiLatency.WithLabelValues(o).Observe(d.Seconds())
+}
+
+// Rejected returns the token-refusal counter of one transport ("whip" or "events"; any other is counted
+// as Other). A reason that transport does not report is counted as Other.
 func (m *Metrics) Rejected(transport string) func(reason string) {
-	return func(reason string) { m.rejected.WithLabelValues(transport, reason).Inc() }
+	reasons, ok := rejectReasons[transport]
+	if !ok {
+		transport, reasons = Other, nil
+	}
+	counters := map[string]prometheus.Counter{}
+	for _, r := range append(slices.Clone(reasons), Other) {
+		counters[r] = m.rejected.WithLabelValues(transport, r)
+	}
+	other := counters[Other]
+	return func(reason string) {
+		if c, ok := counters[reason]; ok {
+			c.Inc()
+			return
+		}
+		other.Inc()
+	}
 }
 
 // Handler serves the metrics in the Prometheus text format.

@@ -10,6 +10,7 @@ import (
 	_ "embed"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -20,7 +21,9 @@ import (
 
 	"github.com/pion/interceptor"
 	"github.com/pion/logging"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
@@ -46,7 +49,7 @@ type Options struct {
 	VideoCodec string
 	// PublishPath is appended to WHIPURL for a publish: "" (plain WHIP) or "/publish/<participantId>".
 	PublishPath string
-	// SDKLike shapes the publish offer as the IVS web SDK does (ivs-web-sdk-protocol.md §3): VP8 listed
+	// SDKLike shapes the publish offer as the IVS web SDK does (docs/DESIGN.md §4.4 "Offers"): VP8 listed
 	// before H.264, no candidates (the offer goes out before gathering, and nothing is trickled), and the
 	// Opus fmtp starting with ';'. The media sent is still H.264, as the answer must pick it.
 	SDKLike bool
@@ -63,7 +66,24 @@ type Options struct {
 	// at 15 fps: tests of the media policy send streams that break it.
 	H264      []byte
 	LocalAddr string
+	// ICE is what the peer connects over: ICEUDP (the default), ICETCP (a client whose network drops UDP:
+	// no UDP candidates, only active ICE-TCP connections to the server's passive candidates, RFC 6544), or
+	// ICEAny (both, as browsers do: a network that drops UDP leaves TCP).
+	ICE string
+	// Simulcast, when set, publishes the video as these RID layers of one video section (RFC 8853), lowest
+	// first, as browsers do with simulcast on. Every layer carries the fixture's frames; layer i adds
+	// i×SimulcastPad packets of filler data per frame (default 2, of 1200 bytes), so that the layers differ
+	// in bitrate as real ones do and a subscriber can tell which one it receives.
+	Simulcast    []string
+	SimulcastPad int
 }
+
+// The ICE transports a peer may use (Options.ICE).
+const (
+	ICEUDP = ""
+	ICETCP = "tcp"
+	ICEAny = "udp+tcp"
+)
 
 func (o *Options) client() *http.Client {
 	if o.HTTP != nil {
@@ -73,8 +93,10 @@ func (o *Options) client() *http.Client {
 }
 
 // newPC makes a peer connection on its own UDP socket, so a test can make the peer vanish from the network
-// (Vanish) without the DTLS close a normal Close sends. extra interceptors go after pion's defaults.
-func newPC(local string, codecs []webrtc.RTPCodecParameters, extra ...interceptor.Factory) (*webrtc.PeerConnection, net.PacketConn, error) {
+// (Vanish) without the DTLS close a normal Close sends. extra interceptors go after pion's defaults. A
+// TCPOnly peer has no UDP socket (nil): pion dials the server's TCP candidates itself.
+func newPC(o *Options, codecs []webrtc.RTPCodecParameters, extra ...interceptor.Factory) (*webrtc.PeerConnection, net.PacketConn, error) {
+	local := o.LocalAddr
 	m := &webrtc.MediaEngine{}
 	for _, c := range codecs {
 		typ := webrtc.RTPCodecTypeVideo
@@ -106,23 +128,55 @@ func newPC(local string, codecs []webrtc.RTPCodecParameters, extra ...intercepto
 	if local == "" {
 		local = "127.0.0.1"
 	}
-	udp, err := net.ListenPacket("udp4", net.JoinHostPort(local, "0"))
-	if err != nil {
-		return nil, nil, err
-	}
 	lf := logging.NewDefaultLoggerFactory()
 	lf.DefaultLogLevel = logging.LogLevelDisabled
 	se := webrtc.SettingEngine{LoggerFactory: lf}
-	se.SetICEUDPMux(webrtc.NewICEUDPMux(lf.NewLogger("ice"), udp))
 	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	var udp net.PacketConn
+	var networks []webrtc.NetworkType
+	switch o.ICE {
+	case ICEUDP, ICEAny:
+		var err error
+		if udp, err = net.ListenPacket("udp4", net.JoinHostPort(local, "0")); err != nil {
+			return nil, nil, err
+		}
+		se.SetICEUDPMux(webrtc.NewICEUDPMux(lf.NewLogger("ice"), udp))
+		networks = append(networks, webrtc.NetworkTypeUDP4)
+	case ICETCP:
+	default:
+		return nil, nil, fmt.Errorf("peer: ICE %q: want %q, %q or %q", o.ICE, ICEUDP, ICETCP, ICEAny)
+	}
+	if o.ICE != ICEUDP {
+		networks = append(networks, webrtc.NetworkTypeTCP4)
+		if ip := net.ParseIP(local); ip != nil && !ip.IsUnspecified() {
+			// Dial TCP from the peer's own address only (in a test's network namespace, its veth).
+			se.SetIPFilter(func(a net.IP) bool { return a.Equal(ip) })
+		}
+	}
+	se.SetNetworkTypes(networks)
 	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)).
 		NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
-		_ = udp.Close()
+		if udp != nil {
+			_ = udp.Close()
+		}
 		return nil, nil, err
 	}
 	return pc, udp, nil
+}
+
+// Transport is the protocol of the peer connection's selected ICE candidate pair ("udp" or "tcp"), ""
+// before it has one.
+func (c *conn) Transport() string {
+	dt := c.pc.SCTP().Transport()
+	if dt == nil {
+		return ""
+	}
+	pair, err := dt.ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil || pair.Local == nil {
+		return ""
+	}
+	return pair.Local.Protocol.String()
 }
 
 var fb = []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}
@@ -145,15 +199,16 @@ type HTTPError struct {
 
 func (e *HTTPError) Error() string { return fmt.Sprintf("peer: HTTP %d: %s", e.Status, e.Body) }
 
-// exchange POSTs the offer and applies the answer; it returns the session resource URL (Location).
-func exchange(ctx context.Context, o *Options, pc *webrtc.PeerConnection, target string) (string, error) {
+// exchange POSTs the offer and applies the answer; it returns the session resource URL (Location) and
+// the answer's Link rels (RFC 8288), as absolute URLs by rel.
+func exchange(ctx context.Context, o *Options, pc *webrtc.PeerConnection, target string) (string, map[string]string, error) {
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	gathered := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(offer); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	sdp := offer.SDP // before gathering: no candidates
 	if o.SDKLike {
@@ -162,13 +217,13 @@ func exchange(ctx context.Context, o *Options, pc *webrtc.PeerConnection, target
 		select {
 		case <-gathered:
 		case <-ctx.Done():
-			return "", ctx.Err()
+			return "", nil, ctx.Err()
 		}
 		sdp = pc.LocalDescription().SDP
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(sdp))
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	req.Header.Set("Content-Type", "application/sdp")
 	req.Header.Set("Authorization", "Bearer "+o.Token)
@@ -177,21 +232,40 @@ func exchange(ctx context.Context, o *Options, pc *webrtc.PeerConnection, target
 	}
 	resp, err := o.client().Do(req)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode/100 != 2 {
-		return "", &HTTPError{Status: resp.StatusCode, Body: string(body)}
+		return "", nil, &HTTPError{Status: resp.StatusCode, Body: string(body)}
 	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)}); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	loc, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	return loc.String(), nil
+	links := map[string]string{}
+	for _, v := range resp.Header.Values("Link") {
+		for _, l := range strings.Split(v, ",") {
+			target, params, ok := strings.Cut(strings.TrimSpace(l), ";")
+			target = strings.TrimSpace(target)
+			if !ok || !strings.HasPrefix(target, "<") || !strings.HasSuffix(target, ">") {
+				continue
+			}
+			u, err := resp.Request.URL.Parse(target[1 : len(target)-1])
+			if err != nil {
+				continue
+			}
+			for _, p := range strings.Split(params, ";") {
+				if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.EqualFold(k, "rel") {
+					links[strings.Trim(v, `"`)] = u.String()
+				}
+			}
+		}
+	}
+	return loc.String(), links, nil
 }
 
 // conn is what publishers and subscribers share: the peer connection and its WHIP session.
@@ -200,6 +274,7 @@ type conn struct {
 	pc        *webrtc.PeerConnection
 	udp       net.PacketConn
 	location  string
+	links     map[string]string
 	state     atomic.Value // webrtc.PeerConnectionState
 	connected chan struct{}
 	closed    chan struct{}
@@ -244,6 +319,9 @@ func (c *conn) AnswerSDP() string {
 // Location is the WHIP session URL.
 func (c *conn) Location() string { return c.location }
 
+// Link is the URL the answer's Link header gave for rel ("" without one).
+func (c *conn) Link(rel string) string { return c.links[rel] }
+
 // Delete ends the session politely: DELETE on its resource (RFC 9725 §4.2), then closes.
 func (c *conn) Delete(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, c.location, nil)
@@ -268,7 +346,9 @@ func (c *conn) Close() {
 	c.closeOnce.Do(func() {
 		close(c.closed)
 		_ = c.pc.Close()
-		_ = c.udp.Close()
+		if c.udp != nil {
+			_ = c.udp.Close()
+		}
 		c.wg.Wait()
 	})
 }
@@ -276,7 +356,9 @@ func (c *conn) Close() {
 // Vanish drops off the network without a word: the socket closes first, so the server only learns of it
 // from ICE timeouts (a closed laptop, a killed tab).
 func (c *conn) Vanish() {
-	_ = c.udp.Close()
+	if c.udp != nil {
+		_ = c.udp.Close()
+	}
 	c.Close()
 }
 
@@ -290,6 +372,10 @@ type Publisher struct {
 	// should receive.
 	VideoRTP atomic.Int64
 	AudioRTP atomic.Int64
+	// KeyframeRequests counts the PLIs and FIRs the server sent for the video.
+	KeyframeRequests atomic.Int64
+	// LayerKeyframeRequests counts them per simulcast layer (by RID).
+	LayerKeyframeRequests map[string]*atomic.Int64
 
 	stopSend     chan struct{}
 	stopSendOnce sync.Once
@@ -310,7 +396,7 @@ func Publish(ctx context.Context, o Options) (*Publisher, error) {
 		codecs = []webrtc.RTPCodecParameters{VP8, H264, Opus}
 	}
 	p := &Publisher{stopSend: make(chan struct{})}
-	pc, udp, err := newPC(o.LocalAddr, codecs, &sendCounter{video: &p.VideoRTP, audio: &p.AudioRTP})
+	pc, udp, err := newPC(&o, codecs, &sendCounter{video: &p.VideoRTP, audio: &p.AudioRTP})
 	if err != nil {
 		return nil, err
 	}
@@ -325,7 +411,14 @@ func Publish(ctx context.Context, o Options) (*Publisher, error) {
 	}
 	var video *webrtc.TrackLocalStaticSample
 	var synthetic *webrtc.TrackLocalStaticRTP
-	if !o.NoVideo {
+	var layers []*ridTrack
+	var layerSender *webrtc.RTPSender
+	if !o.NoVideo && len(o.Simulcast) > 0 {
+		if layers, layerSender, err = p.addSimulcast(pc, codec, o.Simulcast); err != nil {
+			p.Close()
+			return nil, err
+		}
+	} else if !o.NoVideo {
 		var track webrtc.TrackLocal
 		if o.PacketRate > 0 && codec.MimeType == webrtc.MimeTypeH264 {
 			synthetic, err = webrtc.NewTrackLocalStaticRTP(codec.RTPCodecCapability, "video", "peer")
@@ -347,19 +440,34 @@ func Publish(ctx context.Context, o Options) (*Publisher, error) {
 		go func() { // drain RTCP so PLIs reach the interceptors
 			defer p.wg.Done()
 			for {
-				if _, _, err := sender.ReadRTCP(); err != nil {
+				pkts, _, err := sender.ReadRTCP()
+				if err != nil {
 					return
+				}
+				for _, pkt := range pkts {
+					switch pkt.(type) {
+					case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+						p.KeyframeRequests.Add(1)
+					}
 				}
 			}
 		}()
 	}
 	target := strings.TrimSuffix(o.WHIPURL, "/") + o.PublishPath
-	if p.location, err = exchange(ctx, &o, pc, target); err != nil {
+	if p.location, p.links, err = exchange(ctx, &o, pc, target); err != nil {
 		p.Close()
 		return nil, err
 	}
 	p.wg.Add(1)
 	go p.sendAudio(audio)
+	if len(layers) > 0 {
+		pad := o.SimulcastPad
+		if pad == 0 {
+			pad = 2
+		}
+		p.wg.Add(1)
+		go p.sendLayers(layerSender, layers, pad)
+	}
 	if video != nil && codec.MimeType == webrtc.MimeTypeH264 {
 		src := h264Fixture
 		if o.H264 != nil {
@@ -373,6 +481,137 @@ func Publish(ctx context.Context, o Options) (*Publisher, error) {
 		go p.sendSynthetic(synthetic, o.PacketRate, o.PacketSize)
 	}
 	return p, nil
+}
+
+// ridTrack is one simulcast layer: pion sends what is written as it is, so the layer marks its packets
+// itself with the MID and RID header extensions (RFC 8843, RFC 8852) a receiver sorts layers by, with the
+// ids negotiated for them.
+type ridTrack struct {
+	*webrtc.TrackLocalStaticRTP
+	midID, ridID atomic.Uint32
+}
+
+func (t *ridTrack) Bind(c webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	for _, e := range c.HeaderExtensions() {
+		switch e.URI {
+		case "urn:ietf:params:rtp-hdrext:sdes:mid":
+			t.midID.Store(uint32(e.ID))
+		case "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id":
+			t.ridID.Store(uint32(e.ID))
+		}
+	}
+	return t.TrackLocalStaticRTP.Bind(c)
+}
+
+// addSimulcast adds one video sender with an encoding per RID, and drains each encoding's RTCP, counting
+// keyframe requests per layer.
+func (p *Publisher) addSimulcast(pc *webrtc.PeerConnection, codec webrtc.RTPCodecParameters, rids []string) ([]*ridTrack, *webrtc.RTPSender, error) {
+	p.LayerKeyframeRequests = map[string]*atomic.Int64{}
+	var tracks []*ridTrack
+	var sender *webrtc.RTPSender
+	for i, rid := range rids {
+		rt, err := webrtc.NewTrackLocalStaticRTP(codec.RTPCodecCapability, "video", "peer", webrtc.WithRTPStreamID(rid))
+		if err != nil {
+			return nil, nil, err
+		}
+		t := &ridTrack{TrackLocalStaticRTP: rt}
+		if i == 0 {
+			sender, err = pc.AddTrack(t)
+		} else {
+			err = sender.AddEncoding(t)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		tracks = append(tracks, t)
+		p.LayerKeyframeRequests[rid] = new(atomic.Int64)
+	}
+	for _, rid := range rids {
+		n := p.LayerKeyframeRequests[rid]
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			for {
+				pkts, _, err := sender.ReadSimulcastRTCP(rid)
+				if err != nil {
+					return
+				}
+				for _, pkt := range pkts {
+					switch pkt.(type) {
+					case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+						n.Add(1)
+						p.KeyframeRequests.Add(1)
+					}
+				}
+			}
+		}()
+	}
+	return tracks, sender, nil
+}
+
+// sendLayers loops the fixture at 15 fps on every simulcast layer, layer i padded with i×pad packets of
+// filler data (H.264 filler NAL units, which decoders drop) before each frame.
+func (p *Publisher) sendLayers(sender *webrtc.RTPSender, tracks []*ridTrack, pad int) {
+	defer p.wg.Done()
+	if !p.waitToSend() {
+		return
+	}
+	mid := ""
+	for _, tr := range p.pc.GetTransceivers() {
+		if tr.Sender() == sender {
+			mid = tr.Mid()
+		}
+	}
+	payloader := &codecs.H264Payloader{}
+	seqs := make([]uint16, len(tracks))
+	for i := range seqs {
+		seqs[i] = uint16(rand.Uint32())
+	}
+	tsBase := rand.Uint32()
+	start := time.Now()
+	aus := fixtureAccessUnits()
+	if len(aus) == 0 {
+		return
+	}
+	filler := make([]byte, 1200-rtpHeaderSize)
+	filler[0] = fillerNAL
+	for i := 1; i < len(filler)-1; i++ {
+		filler[i] = 0xff
+	}
+	filler[len(filler)-1] = 0x80 // rbsp_trailing_bits
+	const frame = time.Second / 15
+	tick := time.NewTicker(frame)
+	defer tick.Stop()
+	for i := 0; ; i = (i + 1) % len(aus) {
+		select {
+		case <-p.closed:
+			return
+		case <-p.stopSend:
+			return
+		case <-tick.C:
+		}
+		ts := tsBase + uint32(time.Since(start).Seconds()*90000)
+		for l, t := range tracks {
+			payloads := payloader.Payload(1200-rtpHeaderSize, aus[i])
+			for range l * pad {
+				payloads = append([][]byte{filler}, payloads...)
+			}
+			for k, pl := range payloads {
+				pkt := rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seqs[l], Timestamp: ts, Marker: k == len(payloads)-1}, Payload: pl}
+				seqs[l]++
+				if id := t.midID.Load(); id != 0 {
+					_ = pkt.Header.SetExtension(uint8(id), []byte(mid))
+				}
+				if id := t.ridID.Load(); id != 0 {
+					_ = pkt.Header.SetExtension(uint8(id), []byte(t.RID()))
+				}
+				if err := t.WriteRTP(&pkt); err != nil {
+					return
+				}
+			}
+		}
+		p.SentVideo.Add(1)
+	}
 }
 
 func (p *Publisher) waitToSend() bool {
@@ -462,6 +701,7 @@ type Subscriber struct {
 	VideoCodec   atomic.Value // string MIME type
 
 	audio, video atomic.Pointer[seqTracker]
+	videoSSRC    atomic.Uint32
 	media        chan struct{} // closed at the first RTP packet
 	mediaOnce    sync.Once
 }
@@ -477,12 +717,22 @@ func (s *Subscriber) Stats() (audio, video StreamStats) {
 	return audio, video
 }
 
+// RequestKeyframe sends the server a PLI for the received video, as a decoder that lost its reference
+// does; it reports whether there was a video to ask for.
+func (s *Subscriber) RequestKeyframe() bool {
+	ssrc := s.videoSSRC.Load()
+	if ssrc == 0 {
+		return false
+	}
+	return s.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}) == nil
+}
+
 // Media is closed when the first RTP packet arrives.
 func (s *Subscriber) Media() <-chan struct{} { return s.media }
 
 // Subscribe subscribes to publisherID at <whip_url>/subscribe/<publisherID> with a recvonly offer.
 func Subscribe(ctx context.Context, o Options, publisherID string) (*Subscriber, error) {
-	pc, udp, err := newPC(o.LocalAddr, []webrtc.RTPCodecParameters{VP8, H264, Opus})
+	pc, udp, err := newPC(&o, []webrtc.RTPCodecParameters{VP8, H264, Opus})
 	if err != nil {
 		return nil, err
 	}
@@ -498,7 +748,7 @@ func Subscribe(ctx context.Context, o Options, publisherID string) (*Subscriber,
 		go s.read(t)
 	})
 	target := strings.TrimSuffix(o.WHIPURL, "/") + "/subscribe/" + url.PathEscape(publisherID)
-	if s.location, err = exchange(ctx, &o, pc, target); err != nil {
+	if s.location, s.links, err = exchange(ctx, &o, pc, target); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -510,6 +760,7 @@ func (s *Subscriber) read(t *webrtc.TrackRemote) {
 	video := t.Kind() == webrtc.RTPCodecTypeVideo
 	tr := newSeqTracker(t.Codec().ClockRate)
 	if video {
+		s.videoSSRC.Store(uint32(t.SSRC()))
 		s.VideoCodec.Store(t.Codec().MimeType)
 		s.video.Store(tr)
 	} else {

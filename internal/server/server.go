@@ -1,8 +1,9 @@
 // Package server assembles openstage from its parts (store, keys, stage domain, API) and runs it: start,
-// serve, and the graceful stop of SPEC §1.
+// serve, and the graceful stop of docs/DESIGN.md §1.
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/hmac"
@@ -18,9 +19,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
+	"golang.org/x/net/netutil"
+
+	"github.com/openstage/openstage/internal/admission"
 	"github.com/openstage/openstage/internal/api"
 	"github.com/openstage/openstage/internal/clientinfo"
 	"github.com/openstage/openstage/internal/clock"
@@ -112,7 +117,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	}
 	// Pagination tokens are signed with a key derived from the token signing key, so every node that
 	// shares that key also accepts the others' nextTokens.
-	m := hmac.New(sha256.New, key.D.Bytes())
+	scalar, err := key.Bytes()
+	if err != nil {
+		_ = st.Close()
+		_ = ln.Close()
+		return nil, fmt.Errorf("server: token signing key: %w", err)
+	}
+	// Without its leading zero bytes, as big.Int's Bytes gave it: the nextTokens already issued stay valid.
+	m := hmac.New(sha256.New, bytes.TrimLeft(scalar, "\x00"))
 	m.Write([]byte("openstage pagination tokens v1"))
 	s := &Server{cfg: cfg, log: log, store: st, domain: domain, RootKey: root, generated: generated, ln: ln}
 	if err := s.mediaPlane(whip); err != nil {
@@ -199,12 +211,17 @@ func (s *Server) mediaPlane(whipURL string) error {
 	if err != nil {
 		return fmt.Errorf("server: --media-policy: %w", err)
 	}
-	s.sfu, err = media.New(media.Config{UDPAddr: s.cfg.UDPAddr(), NATIP: s.cfg.NATIP, IncludeLoopback: s.cfg.Loopback(),
-		PublishCodecs: pol.AllowedVideo, Log: s.log}) // the answer picks from these, whatever the offer lists first
+	s.sfu, err = media.New(media.Config{UDPAddr: s.cfg.UDPAddr(), TCPAddr: s.cfg.TCPAddr(), NATIP: s.cfg.NATIP, IncludeLoopback: s.cfg.Loopback(),
+		PublishCodecs: pol.AllowedVideo, // the answer picks from these, whatever the offer lists first
+		Inspector:     func() media.Inspector { return policy.NewStreamInspector(pol) }, Log: s.log})
 	if err != nil {
 		return fmt.Errorf("server: media: %w", err)
 	}
-	src := metrics.Sources{SFU: s.sfu, Live: s.domain.LiveCounts, Stages: func() int {
+	if a := s.sfu.TCPAddr(); a != nil {
+		s.log.Info("media: ICE over TCP", "addr", a.String())
+	}
+	s.domain.SetMedia(stage.SFUPlane(s.sfu), pol)
+	src := metrics.Sources{Operations: api.Operations(), SFU: s.sfu, Live: s.domain.LiveCounts, Stages: func() int {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		n, _ := s.store.CountStages(ctx)
@@ -214,8 +231,7 @@ func (s *Server) mediaPlane(whipURL string) error {
 		src.ParticipantCache = c.Stats
 	}
 	s.metrics = metrics.New(src)
-	s.whip, err = whip.New(whip.Config{Domain: s.domain, SFU: s.sfu, WHIPURL: whipURL, ClientInfo: s.clients.FromRequest,
-		CheckOffer: pol.VetOffer, Inspector: func() media.Inspector { return policy.NewStreamInspector(pol) },
+	s.whip, err = whip.New(whip.Config{Domain: s.domain, WHIPURL: whipURL, ClientInfo: s.clients.FromRequest,
 		OnRejected: s.metrics.Rejected("whip"), Log: s.log})
 	if err != nil {
 		return err
@@ -226,18 +242,65 @@ func (s *Server) mediaPlane(whipURL string) error {
 }
 
 // routes puts everything on one listener: WHIP under its path, the events socket under its path, the
-// 307 at the root, and the AWS API (POST /<Operation>, /tags/...) for the rest.
+// 307 at the root, and the AWS API (POST /<Operation>, /tags/...) for the rest. Every route but the events
+// socket lives within the server's read and write timeouts (Run), which fit them all: API calls, WHIP
+// offers (256 KiB at most) and negotiation (15 s at most), /metrics and the console's files.
 func (s *Server) routes(api http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", api)
-	mux.Handle(s.whip.Base(), s.whip)
-	mux.Handle(s.whip.Base()+"/", s.whip)
+	// An address that keeps failing to authenticate on WHIP or the events socket is refused (429) before
+	// its token is even parsed (internal/admission); refusals still count in openstage_rejected_tokens_total,
+	// as "throttled".
+	adm := admission.New(admission.Config{Rate: s.cfg.AuthFailureRate, Burst: s.cfg.AuthFailureBurst, Log: s.log})
+	whipRejected, eventsRejected := s.metrics.Rejected("whip"), s.metrics.Rejected("events")
+	whipRoutes := adm.Handler(s.whip, admission.HandlerOptions{Name: "whip", Code: 2001, // IVS's generic WHIP error code
+		OnRefused: func() { whipRejected("throttled") },
+		// A bad offer (wrong type, unparsable, refused by the media policy) is a failure too: it is answered
+		// after the token's verification.
+		FailStatus: func(r *http.Request, status int) bool {
+			return r.Method == http.MethodPost && (status == http.StatusBadRequest || status == http.StatusUnsupportedMediaType)
+		}})
+	mux.Handle(s.whip.Base(), whipRoutes)
+	mux.Handle(s.whip.Base()+"/", whipRoutes)
 	mux.HandleFunc("POST /{$}", s.whip.Redirect)
-	mux.Handle("GET /events", s.events)
-	mux.Handle("GET /events/{stageId}", s.events)
+	events := adm.Handler(longLived(s.events, s.log), admission.HandlerOptions{Name: "events", Code: "TOO_MANY_REQUESTS",
+		OnRefused: func() { eventsRejected("throttled") }})
+	mux.Handle("GET /events", events)
+	mux.Handle("GET /events/{stageId}", events)
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.Handle(console.Prefix, console.Handler()) // the join page and the browser client
 	return mux
+}
+
+// longLived exempts a WebSocket from the server's read and write deadlines, which are sized for requests:
+// the events socket lives for hours and keeps its own (the idle timeout its pings reset, a timeout per
+// message written). net/http clears an HTTP/1 connection's deadlines when it is hijacked, but only then:
+// clearing them here, before the upgrade, also covers the time the handler spends first and an upgrade
+// that is not a hijack (HTTP/2 streams keep per-request deadlines). A request that is not an upgrade keeps
+// them: it is answered like any other.
+func longLived(h http.Handler, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if upgradeToWebSocket(r) {
+			rc := http.NewResponseController(w)
+			if err := errors.Join(rc.SetReadDeadline(time.Time{}), rc.SetWriteDeadline(time.Time{})); err != nil {
+				// Only a ResponseWriter without deadlines (tests, a wrapper) gets here: nothing to clear.
+				log.DebugContext(r.Context(), "events: clearing the connection's deadlines", "err", err)
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// upgradeToWebSocket reports whether r asks for a WebSocket (Upgrade is a list of tokens, any case).
+func upgradeToWebSocket(r *http.Request) bool {
+	for _, v := range r.Header.Values("Upgrade") {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "websocket") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Handler is the HTTP handler of everything openstage serves.
@@ -300,8 +363,17 @@ func randomSecret(n int) string {
 // Run serves until ctx is cancelled, then drains: participants leave, sessions end, the store closes.
 // ready, if not nil, receives the bound address once the listener is open.
 func (s *Server) Run(ctx context.Context, out io.Writer, ready func(addr net.Addr)) error {
+	lim := s.cfg.HTTP()
 	ln := s.ln
-	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	if lim.MaxConns > 0 {
+		// Beyond the limit, Accept waits: new connections queue in the kernel until one closes, and the
+		// timeouts below make sure that an anonymous one does, soon.
+		ln = netutil.LimitListener(ln, lim.MaxConns)
+	}
+	srv := &http.Server{Handler: s.handler,
+		ReadHeaderTimeout: lim.ReadHeaderTimeout, ReadTimeout: lim.ReadTimeout, WriteTimeout: lim.WriteTimeout,
+		IdleTimeout: lim.IdleTimeout, MaxHeaderBytes: lim.MaxHeaderBytes,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	s.banner(out, ln.Addr())
 	if ready != nil {
 		ready(ln.Addr())

@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/openstage/openstage/internal/config"
 	"github.com/openstage/openstage/internal/ivs"
+	"github.com/openstage/openstage/internal/ivstest"
 	"github.com/openstage/openstage/internal/peer"
 	"github.com/openstage/openstage/internal/stage"
 	"github.com/openstage/openstage/internal/store"
@@ -27,6 +30,78 @@ func testConfig(t *testing.T) *config.Config {
 	return &config.Config{Listen: "127.0.0.1:0", RTCUDPPort: 0, DataDir: t.TempDir(), Region: "us-east-1", AccountID: "000000000000",
 		SessionEndGrace: 100 * time.Millisecond, Retention: time.Hour, MediaPolicy: "ivs",
 		MaxStages: 10, MaxPublicKeys: 3, MaxPublishersPerStage: 12, MaxSubscribersPerStage: 100}
+}
+
+// testServer is a whole server serving on its configured address, stopped when the test ends.
+type testServer struct {
+	*Server
+	cfg  *config.Config
+	addr string // host:port it listens on
+	base string // its public URL: http://host:port unless cfg.PublicURL says otherwise
+	whip string // its stages' whip_url
+}
+
+// runServer starts a server from cfg, logging to log (nil: nowhere, or stderr with -v). It stops when the
+// test ends; cleanups registered after it (connections) run before it stops.
+func runServer(t *testing.T, cfg *config.Config, log *slog.Logger) *testServer {
+	t.Helper()
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		if testing.Verbose() {
+			log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := New(ctx, cfg, log)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	ready := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, io.Discard, func(a net.Addr) { ready <- a }) }()
+	var addr net.Addr
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("the server did not stop within 30 s")
+		}
+	})
+	whip, _ := cfg.Endpoints()
+	return &testServer{Server: s, cfg: cfg, addr: addr.String(), base: strings.TrimSuffix(whip, "/whip"), whip: whip}
+}
+
+// startServer runs a server with testConfig changed by tune.
+func startServer(t *testing.T, tune func(*config.Config)) *testServer {
+	t.Helper()
+	cfg := testConfig(t)
+	if tune != nil {
+		tune(cfg)
+	}
+	return runServer(t, cfg, nil)
+}
+
+// metrics reads /metrics.
+func (ts *testServer) metrics(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get(ts.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 // TestShutdownDisconnectsEveryoneAndLeaksNothing runs a whole server in-process with a live publisher,
@@ -64,12 +139,12 @@ func TestShutdownDisconnectsEveryoneAndLeaksNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := ivs.StageID(ivs.LastSegment(v.ARN))
-	for !s.Domain().Publishing(id, toks[0].ParticipantID) {
-		if pctx.Err() != nil {
-			t.Fatal("not publishing")
+	ivstest.Eventually(t, ivstest.Until(pctx, 10*time.Second), 20*time.Millisecond, func() error {
+		if !s.Domain().Publishing(id, toks[0].ParticipantID) {
+			return errors.New("not publishing")
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	// GetParticipant twice: the second comes from the participant cache (SQLite, held by this server).
 	sv, err := s.Domain().GetStage(ctx, v.ARN)
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 )
 
 // TestClientInfoFilledInLate: a browser joins by the events socket, which carries no SDK header and counts
-// as protocol UNKNOWN; its first WHIP request completes the record (reference/ivs-web-sdk-protocol.md §4).
+// as protocol UNKNOWN; its first WHIP request completes the record (docs/DESIGN.md §4.6).
 // What is known is never replaced, and a rejoin in the same session completes the record too.
 func TestClientInfoFilledInLate(t *testing.T) {
 	e := newEnv(t, stage.Quotas{})

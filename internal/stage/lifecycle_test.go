@@ -579,7 +579,7 @@ func TestTokenReuseDisplacesTheOlderConnection(t *testing.T) {
 	// The displaced connection's own late Leave changes nothing; the newer one is still there.
 	_ = ev1.Leave(e.ctx)
 	want(t, e.events(ev2), []string{"JOINED"})
-	if st := e.svc.StageState(ev2.Stage); len(st) != 1 || st[0].ID != pid {
+	if st := e.svc.StageState(ev2.Stage).Participants; len(st) != 1 || st[0].ID != pid {
 		t.Fatalf("stage state %+v", st)
 	}
 }
@@ -607,7 +607,11 @@ func TestStageStateAndWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	wake("mute")
-	st := e.svc.StageState(a.Stage)
+	snap := e.svc.StageState(a.Stage)
+	if again := e.svc.StageState(a.Stage); again != snap {
+		t.Fatal("an unchanged stage built a second snapshot")
+	}
+	st := snap.Participants
 	if len(st) != 2 {
 		t.Fatalf("state %+v", st)
 	}
@@ -621,10 +625,59 @@ func TestStageStateAndWatch(t *testing.T) {
 	}
 	_ = b.Leave(e.ctx)
 	wake("leave")
-	if st := e.svc.StageState(a.Stage); len(st) != 1 || st[0].ID != a.ID {
-		t.Fatalf("state after leave %+v", st)
+	if next := e.svc.StageState(a.Stage); next.Version <= snap.Version || len(next.Participants) != 1 || next.Participants[0].ID != a.ID {
+		t.Fatalf("state after leave %+v", next)
 	}
 	cancel()
 	for range ch { // closed once ctx ends
 	}
+}
+
+// A crash leaves a publisher and a subscriber CONNECTED: recovery ends what each had open, as every other
+// way of leaving does (PUBLISH_STOPPED, SUBSCRIBE_STOPPED, then LEFT), not LEFT alone.
+func TestRecoveryEndsWhatWasOpen(t *testing.T) {
+	e := newEnv(t, stage.Quotas{})
+	crashed := e.svc
+	pub, _ := e.join(both...)
+	sub, _ := e.join(both...)
+	if err := e.svc.StartPublish(e.ctx, pub); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.StartSubscribe(e.ctx, sub, pub.ID); err != nil {
+		t.Fatal(err)
+	}
+	restarted := e.service(e.st)
+	if err := restarted.Recover(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.svc = restarted
+	want(t, e.events(pub), []string{"JOINED", "PUBLISH_STARTED", "PUBLISH_STOPPED", "LEFT"})
+	want(t, e.events(sub), []string{"JOINED", "SUBSCRIBE_STARTED>" + string(pub.ID), "SUBSCRIBE_STOPPED>" + string(pub.ID), "LEFT"})
+	ivstest.CheckHistories(t, e.st, pub.Stage, pub.Session, true)
+	_ = crashed // never shut down: a crashed node does nothing more
+}
+
+// Another writer (a second node's start-up recovery, today) has recorded a live participant as gone. When
+// the participant really leaves, the history must not say LEFT twice.
+func TestNoSecondLeftAfterAnotherWriterEndedTheParticipant(t *testing.T) {
+	e := newEnv(t, stage.Quotas{})
+	a, _ := e.join(both...)
+	if err := e.svc.StartPublish(e.ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	other := e.service(e.st)
+	if err := other.Recover(e.ctx); err != nil { // ends a, which is still live on e.svc
+		t.Fatal(err)
+	}
+	want(t, e.events(a), []string{"JOINED", "PUBLISH_STARTED", "PUBLISH_STOPPED", "LEFT"})
+	// Its publish stopping and its leaving add nothing to a history that already ended.
+	if err := e.svc.StopPublish(e.ctx, a); !errors.Is(err, ivs.ErrHistory) {
+		t.Fatalf("stop publish after another writer's LEFT: %v, want a refusal", err)
+	}
+	if err := a.Leave(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	want(t, e.events(a), []string{"JOINED", "PUBLISH_STARTED", "PUBLISH_STOPPED", "LEFT"})
+	ivstest.CheckHistories(t, e.st, a.Stage, a.Session, true)
+	_ = other.Shutdown(e.ctx)
 }

@@ -1,5 +1,5 @@
 // Package stage is the stage domain: stages, participant tokens, stage sessions, participants and their
-// events. It is the one place where the lifecycle rules of SPEC §5 live; transports (the API, and the media
+// events. It is the one place where the lifecycle rules of docs/DESIGN.md §5 live; transports (the API, and the media
 // plane) call it, and it calls the store.
 package stage
 
@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/openstage/openstage/internal/clock"
@@ -17,25 +18,7 @@ import (
 	"github.com/openstage/openstage/internal/token"
 )
 
-// Domain errors. The API translates them to AWS error types at its edge; their text is what callers read.
-var (
-	ErrStageNotFound       = errors.New("stage not found")
-	ErrSessionNotFound     = errors.New("stage session not found")
-	ErrParticipantNotFound = errors.New("participant not found")
-	ErrPublicKeyNotFound   = errors.New("public key not found")
-	ErrResourceNotFound    = errors.New("resource not found")
-	ErrQuotaExceeded       = errors.New("service quota exceeded")
-	ErrInvalid             = errors.New("invalid request")
-	ErrConflict            = errors.New("conflict")
-
-	// Lifecycle refusals, for the media plane.
-	ErrRevoked                  = errors.New("participant was disconnected and cannot join again")
-	ErrNotJoined                = errors.New("participant has not joined")
-	ErrInsufficientCapabilities = errors.New("token lacks the capability")
-	ErrPublisherNotFound        = errors.New("publisher not found")
-)
-
-// Quotas are the resource limits of SPEC §2 (IVS's defaults unless configured).
+// Quotas are the resource limits of docs/DESIGN.md §2.6 (IVS's defaults unless configured).
 type Quotas struct {
 	Stages              int // stages per server (region)
 	PublicKeys          int
@@ -65,11 +48,15 @@ type Service struct {
 	verifier *token.Verifier
 	log      *slog.Logger
 
-	mu       sync.Mutex // guards live, watchers, closed
+	mu       sync.Mutex // guards live, watchers, closed, media, offers
 	live     map[ivs.StageID]*liveStage
 	watchers map[ivs.StageID]map[chan struct{}]struct{}
 	closed   bool
 	timers   sync.WaitGroup // running session-end callbacks
+	versions atomic.Uint64  // the last stage state version handed out (notifyLocked)
+	closing  sync.WaitGroup // media closes the domain started (spawn)
+	media    MediaPlane     // nil until SetMedia
+	offers   OfferPolicy
 
 	keyMu    sync.Mutex
 	keyCache map[string]*ecdsa.PublicKey // public key ARN -> parsed key

@@ -41,9 +41,9 @@ type ParticipantFilter struct {
 	State     ivs.ParticipantState // "" = any
 }
 
-// Reader is every read the API and the domain make. Lists are keyset-paginated in the orders of SPEC §2:
-// stages and public keys by creation (oldest first), sessions newest first, participants by firstJoinTime,
-// events in the order they happened (Seq).
+// Reader is every read the API and the domain make. Lists are keyset-paginated in the orders of
+// docs/DESIGN.md §2.4: stages and public keys by creation (oldest first), sessions newest first,
+// participants by firstJoinTime, events in the order they happened (Seq).
 type Reader interface {
 	GetStage(ctx context.Context, id ivs.StageID) (ivs.Stage, error)
 	ListStages(ctx context.Context, p Page) ([]ivs.Stage, error)

@@ -184,7 +184,12 @@ func TestFingerprintAndKeyID(t *testing.T) {
 func TestFingerprintKnownValue(t *testing.T) {
 	// A fixed P-384 public key (the generator point G), so the expected value can be checked independently with
 	// `openssl pkey -pubin -outform DER | openssl md5`.
-	pub := &ecdsa.PublicKey{Curve: elliptic.P384(), X: elliptic.P384().Params().Gx, Y: elliptic.P384().Params().Gy}
+	params := elliptic.P384().Params()
+	uncompressed := append([]byte{4}, append(params.Gx.FillBytes(make([]byte, 48)), params.Gy.FillBytes(make([]byte, 48))...)...)
+	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P384(), uncompressed)
+	if err != nil {
+		t.Fatal(err)
+	}
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		t.Fatal(err)

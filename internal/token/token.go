@@ -34,7 +34,7 @@ type Capabilities struct {
 	AllowSubscribe bool `json:"allow_subscribe"`
 }
 
-// Claims are the IVS participant-token claims (ivs-semantics.md §1.2).
+// Claims are the IVS participant-token claims (docs/DESIGN.md §3.1).
 type Claims struct {
 	ExpiresAt     time.Time         // exp (integer unix seconds on the wire)
 	IssuedAt      time.Time         // iat

@@ -56,6 +56,12 @@ var parser = jwt.NewParser(
 // form of every claim. A rejected token gives an *Error carrying its Reason. A failure of the KeyLookup other
 // than ErrUnknownKey (a store outage, a cancelled ctx) is returned as a plain error: it says nothing about the
 // token.
+//
+// The checks run cheapest first, because anyone may send tokens: the form, the header, then every claim
+// (times included), then the key lookup (a store read for an imported key), and only then the P-384
+// signature verification, which costs a thousand times more than the rest. So a token that fails in
+// several ways is refused for the first of them in that order: a forged token that is also expired is
+// Expired, not BadSignature (both are the sender's own doing; neither tells it anything about the key).
 func (v *Verifier) Verify(ctx context.Context, raw string) (Claims, error) {
 	if v.Keys == nil {
 		return Claims{}, errors.New("token: Verifier has no KeyLookup")
@@ -69,6 +75,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Claims, error) {
 
 	var (
 		rc      = rawClaims{}
+		c       Claims // the checked claims, set by the keyfunc before the key is looked up
 		kid     string
 		keyErr  error // set when the keyfunc itself rejected the token or failed
 		keyfunc = func(t *jwt.Token) (any, error) {
@@ -91,7 +98,13 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Claims, error) {
 				keyErr = fail(Malformed, "kid header is too long")
 				return nil, keyErr
 			}
-			kid = k
+			// The claims are decoded already: check them before the key lookup and the signature.
+			cc, cerr := v.checkClaims(rc)
+			if cerr != nil {
+				keyErr = cerr
+				return nil, keyErr
+			}
+			c, kid = cc, k
 			pub, err := v.Keys.VerificationKey(ctx, k)
 			switch {
 			case errors.Is(err, ErrUnknownKey):
@@ -117,11 +130,6 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Claims, error) {
 	}
 	if !tok.Valid {
 		return Claims{}, fail(BadSignature, "token not verified")
-	}
-
-	c, cerr := v.checkClaims(rc)
-	if cerr != nil {
-		return Claims{}, cerr
 	}
 	c.KeyID = kid
 	return c, nil

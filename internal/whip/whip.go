@@ -1,11 +1,15 @@
 // Package whip is the HTTP side of the media plane: WHIP publish (RFC 9725), the IVS subscribe endpoint,
 // session DELETE and trickle PATCH, CORS for browser apps on other origins, and the 307 from the host root.
-// It authenticates tokens and asks the stage domain what is allowed; the SFU moves the media.
+// It is a transport: it authenticates the token, decodes the request, calls one stage domain operation
+// (Publish, Subscribe, or a session's Close and AddICECandidate), and encodes the answer. Every rule about
+// who may publish or subscribe, which connection wins, and what the history says lives in the domain.
 package whip
 
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,26 +21,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/openstage/openstage/internal/admission"
 	"github.com/openstage/openstage/internal/ivs"
-	"github.com/openstage/openstage/internal/media"
 	"github.com/openstage/openstage/internal/stage"
 	"github.com/openstage/openstage/internal/token"
 )
 
-// OfferCheck vets an SDP offer against the media policy before any media flows (SPEC §4). It returns the
-// event error code and a message, or "" to accept.
-type OfferCheck func(offer string) (ivs.ErrorCode, string)
-
 // Config wires the handler.
 type Config struct {
 	Domain *stage.Service
-	SFU    *media.SFU
 	// WHIPURL is the stages' whip endpoint (absolute); session URLs are made under it.
 	WHIPURL string
-	// CheckOffer vets publish offers; nil accepts every offer the SFU can negotiate.
-	CheckOffer OfferCheck
-	// Inspector makes a per-publisher packet inspector for the media policy; nil inspects nothing.
-	Inspector func() media.Inspector
 	// ClientInfo tells what the request says of the client; nil records only the protocol.
 	ClientInfo func(r *http.Request, p ivs.Protocol) ivs.ClientInfo
 	// OnRejected counts refused tokens by reason (metrics).
@@ -52,26 +47,28 @@ type Handler struct {
 	mux  *http.ServeMux
 
 	mu       sync.Mutex
-	sessions map[string]*session
+	sessions map[string]*resource
 }
 
-// session is one WHIP resource: a publish or a subscription.
-type session struct {
-	id       string
-	claims   token.Claims
-	presence *stage.Presence
-	pub      *media.Publisher
-	sub      *media.Subscriber
+// resource is one WHIP session resource (RFC 9725 §4.1): its URL's id, the token's participant, and
+// the domain's media session. secret is in the URLs of its Link rels only (the unload beacon and the
+// playback controls, which browsers call in ways that cannot carry an Authorization header), and
+// tokenHash identifies the token that made the session, which those requests must show when they carry one.
+type resource struct {
+	id        string
+	secret    string
+	tokenHash [sha256.Size]byte
+	claims    token.Claims
+	ms        *stage.MediaSession
+	subscribe bool
 }
 
-func (s *session) close() {
-	if s.pub != nil {
-		s.pub.Close()
-	}
-	if s.sub != nil {
-		s.sub.Close()
-	}
-}
+// The Link rels the IVS web SDK reads on WHIP answers (docs/DESIGN.md §4.5).
+const (
+	relSessionDelete    = "urn:ietf:params:whip:ivs-stages:session-delete"
+	relPlaybackControls = "urn:ietf:params:whep:core:playback-controls"
+	relLayer            = "urn:ietf:params:whep:ext:core:layer"
+)
 
 // New makes the handler.
 func New(cfg Config) (*Handler, error) {
@@ -82,12 +79,16 @@ func New(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{cfg: cfg, log: cfg.Log, base: base, mux: http.NewServeMux(), sessions: map[string]*session{}}
+	h := &Handler{cfg: cfg, log: cfg.Log, base: base, mux: http.NewServeMux(), sessions: map[string]*resource{}}
 	h.mux.HandleFunc("POST "+base, h.publish)
 	h.mux.HandleFunc("POST "+base+"/publish/{participantId}", h.publish)
 	h.mux.HandleFunc("POST "+base+"/subscribe/{publisherId}", h.subscribe)
 	h.mux.HandleFunc("DELETE "+base+"/session/{id}", h.delete)
 	h.mux.HandleFunc("PATCH "+base+"/session/{id}", h.patch)
+	h.mux.HandleFunc("POST "+base+"/session/{id}/end/{secret}", h.beacon)
+	h.mux.HandleFunc("POST "+base+"/session/{id}/playback/{secret}", h.playback)
+	h.mux.HandleFunc("GET "+base+"/session/{id}/layer/{secret}", h.layers)
+	h.mux.HandleFunc("POST "+base+"/session/{id}/layer/{secret}", h.selectLayer)
 	h.mux.HandleFunc("OPTIONS "+base+"/", preflight)
 	h.mux.HandleFunc("OPTIONS "+base, preflight)
 	return h, nil
@@ -123,7 +124,7 @@ func (h *Handler) Redirect(w http.ResponseWriter, r *http.Request) {
 }
 
 // cors lets web apps on any origin call these endpoints: the bearer token, not a cookie, is the
-// credential (SPEC §4). Preflights get whatever headers they ask for (the IVS SDK sends eight X-Stages-*).
+// credential (docs/DESIGN.md §4.7). Preflights get whatever headers they ask for (the IVS SDK sends eight X-Stages-*).
 func cors(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	origin := r.Header.Get("Origin")
@@ -137,7 +138,7 @@ func cors(w http.ResponseWriter, r *http.Request) {
 
 func preflight(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("Access-Control-Allow-Methods", "POST, PATCH, DELETE, OPTIONS")
+	h.Set("Access-Control-Allow-Methods", "POST, PATCH, DELETE, GET, OPTIONS")
 	if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
 		h.Set("Access-Control-Allow-Headers", req)
 	} else {
@@ -147,7 +148,7 @@ func preflight(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// IVS's numeric error codes in WHIP error bodies, as the IVS SDKs read them (ivs-web-sdk-protocol.md §3).
+// IVS's numeric error codes in WHIP error bodies, as the IVS SDKs read them (docs/DESIGN.md §4.5).
 const (
 	codeGeneric       = 2001
 	codeTokenExpired  = 2002
@@ -205,8 +206,15 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (token.Cl
 	return token.Claims{}, false
 }
 
+// reject answers a refused token. The request's address spends one of its failed authentications
+// (admission: past its budget, its requests are refused before they get here), and the refusal is logged
+// at most once an interval per address, with the count of those that were not: a log line per refusal
+// would let anyone fill the disk.
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, reason string, status, code int, msg string) {
-	h.log.InfoContext(r.Context(), "whip: token refused", "reason", reason, "path", r.URL.Path, "remote", r.RemoteAddr)
+	if d := admission.Failed(r.Context()); d.Log {
+		h.log.InfoContext(r.Context(), "whip: token refused", "reason", reason, "path", r.URL.Path, "remote", r.RemoteAddr,
+			"not_logged", d.Unlogged)
+	}
 	if h.cfg.OnRejected != nil {
 		h.cfg.OnRejected(reason)
 	}
@@ -240,9 +248,16 @@ func newSessionID() string {
 	return hex.EncodeToString(b[:])
 }
 
-func (h *Handler) add(s *session) {
+// newResource makes a resource and the domain request for it: the resource is forgotten when its session
+// ends, however it ends.
+func (h *Handler) newResource(r *http.Request, claims token.Claims, offer string) (*resource, stage.MediaRequest) {
+	res := &resource{id: newSessionID(), secret: newSessionID(), tokenHash: sha256.Sum256([]byte(bearer(r))), claims: claims}
+	return res, stage.MediaRequest{Claims: claims, Client: h.clientInfo(r), Offer: offer, OnEnd: func() { h.remove(res.id) }}
+}
+
+func (h *Handler) add(res *resource) {
 	h.mu.Lock()
-	h.sessions[s.id] = s
+	h.sessions[res.id] = res
 	h.mu.Unlock()
 }
 
@@ -252,24 +267,32 @@ func (h *Handler) remove(id string) {
 	h.mu.Unlock()
 }
 
-func (h *Handler) lookup(id string) *session {
+func (h *Handler) lookup(id string) *resource {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.sessions[id]
 }
 
-// created answers 201 with the SDP answer and the session's absolute Location (the IVS SDK resolves
-// relative ones wrongly).
-func (h *Handler) created(w http.ResponseWriter, s *session, answer string) {
-	w.Header().Set("Location", h.cfg.WHIPURL+"/session/"+s.id)
-	w.Header().Set("ETag", `"`+s.id+`"`)
+// created registers the resource and answers 201 with the SDP answer and the session's absolute Location
+// (the IVS SDK resolves relative ones wrongly). A session that ended before it was registered is not kept:
+// its OnEnd may have run first.
+func (h *Handler) created(w http.ResponseWriter, res *resource, answer string) {
+	h.add(res)
+	if res.ms.Ended() {
+		h.remove(res.id)
+	}
+	session := h.cfg.WHIPURL + "/session/" + res.id
+	w.Header().Set("Location", session)
+	w.Header().Set("ETag", `"`+res.id+`"`)
+	w.Header().Add("Link", "<"+session+"/end/"+res.secret+`>; rel="`+relSessionDelete+`"`)
+	if res.subscribe {
+		w.Header().Add("Link", "<"+session+"/playback/"+res.secret+`>; rel="`+relPlaybackControls+`"`)
+		w.Header().Add("Link", "<"+session+"/layer/"+res.secret+`>; rel="`+relLayer+`"`)
+	}
 	w.Header().Set("Content-Type", "application/sdp")
 	w.WriteHeader(http.StatusCreated)
 	_, _ = io.WriteString(w, answer)
 }
-
-// bg is the context of the hooks that run after the request is answered.
-func bg() context.Context { return context.Background() }
 
 // publish handles POST <whip> and POST <whip>/publish/<participantId>.
 func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
@@ -287,67 +310,14 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), negotiateDeadline)
 	defer cancel()
-	s := &session{id: newSessionID(), claims: claims}
-	pr, err := h.cfg.Domain.Join(ctx, stage.JoinRequest{Claims: claims, Client: h.clientInfo(r), Kind: stage.ConnPublish,
-		OnClose: func(stage.CloseReason) { go s.close() }})
+	res, req := h.newResource(r, claims, offer)
+	ms, answer, err := h.cfg.Domain.Publish(ctx, req)
 	if err != nil {
-		h.joinFailed(w, r, err)
+		h.failFor(w, r, err)
 		return
 	}
-	s.presence = pr
-	leave := func() { _ = pr.Leave(bg()) }
-	if err := h.cfg.Domain.CheckPublish(ctx, pr); err != nil {
-		leave()
-		h.refused(w, r, err)
-		return
-	}
-	if h.cfg.CheckOffer != nil {
-		if code, msg := h.cfg.CheckOffer(offer); code != "" {
-			if err := h.cfg.Domain.RecordError(ctx, pr, ivs.EventPublishError, code, ""); err != nil {
-				h.log.ErrorContext(ctx, "whip: record publish error", "err", err)
-			}
-			leave()
-			status, c := http.StatusBadRequest, codeNoMatchCodec
-			if code != ivs.ErrInvalidVideoCodec && code != ivs.ErrInvalidAudioCodec {
-				c = codeGeneric
-			}
-			fail(w, status, c, string(code)+": "+msg)
-			return
-		}
-	}
-	hooks := media.PublishHooks{
-		OnMedia: func() {
-			if err := h.cfg.Domain.StartPublish(bg(), pr); err != nil {
-				h.log.Info("whip: publish refused when media started", "participant", pr.ID, "err", err)
-				go s.close()
-			}
-		},
-		OnViolation: func(code ivs.ErrorCode, msg string) {
-			h.log.Info("whip: media policy violation", "participant", pr.ID, "code", code, "detail", msg)
-			if err := h.cfg.Domain.RecordError(bg(), pr, ivs.EventPublishError, code, ""); err != nil {
-				h.log.Error("whip: record publish error", "err", err)
-			}
-		},
-		OnClosed: func() {
-			h.remove(s.id)
-			if err := h.cfg.Domain.StopPublish(bg(), pr); err != nil {
-				h.log.Error("whip: stop publish", "err", err)
-			}
-			leave()
-		},
-	}
-	if h.cfg.Inspector != nil {
-		hooks.Inspector = h.cfg.Inspector()
-	}
-	pub, answer, err := h.cfg.SFU.Publish(ctx, pr.Stage, pr.ID, offer, hooks)
-	if err != nil {
-		leave()
-		h.negotiationFailed(w, r, err)
-		return
-	}
-	s.pub = pub
-	h.add(s)
-	h.created(w, s, answer)
+	res.ms = ms
+	h.created(w, res, answer)
 }
 
 // subscribe handles POST <whip>/subscribe/<publisherId>.
@@ -360,98 +330,58 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	remote := ivs.ParticipantID(r.PathValue("publisherId"))
 	ctx, cancel := context.WithTimeout(r.Context(), negotiateDeadline)
 	defer cancel()
-	s := &session{id: newSessionID(), claims: claims}
-	pr, err := h.cfg.Domain.Join(ctx, stage.JoinRequest{Claims: claims, Client: h.clientInfo(r), Kind: stage.ConnSubscribe, Remote: remote,
-		OnClose: func(stage.CloseReason) { go s.close() }})
+	res, req := h.newResource(r, claims, offer)
+	res.subscribe = true
+	// The IVS SDK's first-layer hint for a simulcast publisher: "lowest" (its default) or "highest".
+	if pref := strings.ToLower(strings.TrimSpace(r.Header.Get("X-Stages-Initial-Layer-Pref"))); pref == "highest" || pref == "lowest" {
+		req.LayerPref = pref
+	}
+	ms, answer, err := h.cfg.Domain.Subscribe(ctx, stage.SubscribeRequest{MediaRequest: req, Publisher: ivs.ParticipantID(r.PathValue("publisherId"))})
 	if err != nil {
-		h.joinFailed(w, r, err)
+		h.failFor(w, r, err)
 		return
 	}
-	s.presence = pr
-	leave := func() { _ = pr.Leave(bg()) }
-	if err := h.cfg.Domain.CheckSubscribe(ctx, pr, remote); err != nil {
-		leave()
-		h.refused(w, r, err)
-		return
-	}
-	sub, answer, err := h.cfg.SFU.Subscribe(ctx, pr.Stage, remote, offer, media.SubscribeHooks{
-		OnConnected: func() {
-			if err := h.cfg.Domain.StartSubscribe(bg(), pr, remote); err != nil {
-				h.log.Info("whip: subscribe refused when media started", "participant", pr.ID, "err", err)
-				go s.close()
-			}
-		},
-		OnClosed: func() {
-			h.remove(s.id)
-			if err := h.cfg.Domain.StopSubscribe(bg(), pr, remote); err != nil {
-				h.log.Error("whip: stop subscribe", "err", err)
-			}
-			leave()
-		},
-	})
-	if errors.Is(err, media.ErrPublisherNotFound) {
-		// The domain thought remote was publishing but no media is here (it just stopped).
-		if rerr := h.cfg.Domain.RecordError(ctx, pr, ivs.EventSubscribeError, ivs.ErrPublisherNotFound, remote); rerr != nil {
-			h.log.ErrorContext(ctx, "whip: record subscribe error", "err", rerr)
-		}
-		leave()
-		fail(w, http.StatusNotFound, codeNotFound, "participant "+string(remote)+" is not publishing")
-		return
-	}
-	if err != nil {
-		leave()
-		h.negotiationFailed(w, r, err)
-		return
-	}
-	s.sub = sub
-	h.add(s)
-	h.created(w, s, answer)
+	res.ms = ms
+	h.created(w, res, answer)
 }
 
-func (h *Handler) joinFailed(w http.ResponseWriter, r *http.Request, err error) {
-	switch {
-	case errors.Is(err, stage.ErrQuotaExceeded):
-		fail(w, http.StatusForbidden, codeAtCapacity, err.Error())
-	case errors.Is(err, stage.ErrRevoked):
-		fail(w, http.StatusForbidden, codeNoPermission, err.Error())
-	case errors.Is(err, stage.ErrStageNotFound):
-		fail(w, http.StatusForbidden, codeNoPermission, err.Error())
-	default:
-		h.log.ErrorContext(r.Context(), "whip: join", "err", err)
+// answers is this transport's one table of the domain's error kinds: the HTTP status and the IVS code
+// the SDKs read (docs/DESIGN.md §4). A kind missing here is a 500.
+var answers = map[stage.Kind]struct{ status, code int }{
+	stage.KindNotFound:    {http.StatusNotFound, codeNotFound},
+	stage.KindForbidden:   {http.StatusForbidden, codeNoPermission},
+	stage.KindQuota:       {http.StatusForbidden, codeAtCapacity},
+	stage.KindInvalid:     {http.StatusBadRequest, codeGeneric},
+	stage.KindConflict:    {http.StatusConflict, codeGeneric},
+	stage.KindUnavailable: {http.StatusServiceUnavailable, codeInternal},
+}
+
+// failFor answers a domain error by its kind. An offer the media policy refuses for its codecs answers
+// the IVS SDK's "no matching codec" code, which it reports as such.
+func (h *Handler) failFor(w http.ResponseWriter, r *http.Request, err error) {
+	a, ok := answers[stage.KindOf(err)]
+	if !ok {
+		h.log.ErrorContext(r.Context(), "whip: request failed", "path", r.URL.Path, "err", err)
 		fail(w, http.StatusInternalServerError, codeInternal, "internal error")
-	}
-}
-
-// refused answers a publish or subscribe the domain refused (it has recorded the error event).
-func (h *Handler) refused(w http.ResponseWriter, r *http.Request, err error) {
-	switch {
-	case errors.Is(err, stage.ErrInsufficientCapabilities):
-		fail(w, http.StatusForbidden, codeNoPermission, "the participant token does not allow this")
-	case errors.Is(err, stage.ErrQuotaExceeded):
-		fail(w, http.StatusForbidden, codeAtCapacity, err.Error())
-	case errors.Is(err, stage.ErrPublisherNotFound):
-		fail(w, http.StatusNotFound, codeNotFound, err.Error())
-	default:
-		h.joinFailed(w, r, err)
-	}
-}
-
-func (h *Handler) negotiationFailed(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, media.ErrBadOffer) {
-		fail(w, http.StatusBadRequest, codeNoMatchCodec, err.Error())
 		return
 	}
-	h.log.ErrorContext(r.Context(), "whip: negotiate", "err", err)
-	fail(w, http.StatusInternalServerError, codeInternal, "could not negotiate the session")
+	var oe *stage.OfferError
+	if errors.As(err, &oe) && (oe.Code == string(ivs.ErrInvalidVideoCodec) || oe.Code == string(ivs.ErrInvalidAudioCodec)) ||
+		errors.Is(err, stage.ErrBadOffer) {
+		a.code = codeNoMatchCodec
+	}
+	if a.status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	fail(w, a.status, a.code, err.Error())
 }
 
 // ownSession finds the session and checks the request's token is the session's participant's.
-func (h *Handler) ownSession(w http.ResponseWriter, r *http.Request) *session {
-	s := h.lookup(r.PathValue("id"))
-	if s == nil {
+func (h *Handler) ownSession(w http.ResponseWriter, r *http.Request) *resource {
+	res := h.lookup(r.PathValue("id"))
+	if res == nil {
 		fail(w, http.StatusNotFound, codeNotFound, "no such session")
 		return nil
 	}
@@ -459,28 +389,210 @@ func (h *Handler) ownSession(w http.ResponseWriter, r *http.Request) *session {
 	if !ok {
 		return nil
 	}
-	if claims.ParticipantID != s.claims.ParticipantID || claims.Topic != s.claims.Topic {
+	if claims.ParticipantID != res.claims.ParticipantID || claims.Topic != res.claims.Topic {
 		fail(w, http.StatusForbidden, codeNoPermission, "the session belongs to another participant")
 		return nil
 	}
-	return s
+	return res
 }
 
 // delete ends a session (RFC 9725 §4.2).
 func (h *Handler) delete(w http.ResponseWriter, r *http.Request) {
-	s := h.ownSession(w, r)
-	if s == nil {
+	res := h.ownSession(w, r)
+	if res == nil {
 		return
 	}
-	s.close()
+	res.ms.Close()
 	w.WriteHeader(http.StatusOK)
+}
+
+// linked finds the session of a Link rel's URL: its id and its secret must match. The answer to anything
+// else is a 404, whichever part was wrong.
+func (h *Handler) linked(w http.ResponseWriter, r *http.Request) *resource {
+	res := h.lookup(r.PathValue("id"))
+	if res == nil || subtle.ConstantTimeCompare([]byte(r.PathValue("secret")), []byte(res.secret)) != 1 {
+		fail(w, http.StatusNotFound, codeNotFound, "no such session")
+		return nil
+	}
+	return res
+}
+
+// sameToken reports whether raw (a bearer token, possibly with its "Bearer " prefix) is the token that
+// made the session. It is compared, not verified again: the session was made with it, and a token that
+// expired since then still ends or controls its own session (IVS checks expiry at join only).
+func (res *resource) sameToken(raw string) bool {
+	raw = strings.TrimSpace(raw)
+	if len(raw) > 7 && strings.EqualFold(raw[:7], "Bearer ") {
+		raw = strings.TrimSpace(raw[7:])
+	}
+	sum := sha256.Sum256([]byte(raw))
+	return subtle.ConstantTimeCompare(sum[:], res.tokenHash[:]) == 1
+}
+
+// beacon ends a session on its client's page unload: the IVS web SDK POSTs its session-delete link with
+// navigator.sendBeacon, a text/plain body {"authorization":"<token>"} and no Authorization header (a
+// beacon cannot set one). The URL's secret and the token that made the session authenticate it; the
+// session then ends as on DELETE.
+func (h *Handler) beacon(w http.ResponseWriter, r *http.Request) {
+	res := h.linked(w, r)
+	if res == nil {
+		return
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		fail(w, http.StatusBadRequest, codeGeneric, "body too large")
+		return
+	}
+	var body struct {
+		Authorization string `json:"authorization"`
+	}
+	raw := r.Header.Get("Authorization")
+	if json.Unmarshal(b, &body) == nil && body.Authorization != "" {
+		raw = body.Authorization
+	}
+	if !res.sameToken(raw) {
+		h.reject(w, r, "missing", http.StatusForbidden, codeNoPermission, "the session-delete beacon must carry the session's participant token")
+		return
+	}
+	res.ms.Close()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// playback pauses and resumes a subscription's media (the WHEP playback-controls link): a JSON body
+// {"pause":[mid,...]} or {"play":[mid,...]}, as the IVS web SDK sends for a hidden or shown tile. The URL's
+// secret authenticates it; a bearer token, when the request carries one, must be the session's.
+func (h *Handler) playback(w http.ResponseWriter, r *http.Request) {
+	res := h.controlled(w, r)
+	if res == nil {
+		return
+	}
+	var body struct {
+		Pause []json.RawMessage `json:"pause"`
+		Play  []json.RawMessage `json:"play"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10)).Decode(&body); err != nil {
+		fail(w, http.StatusBadRequest, codeGeneric, `the body must be {"pause":[mid...]} or {"play":[mid...]}`)
+		return
+	}
+	for _, op := range []struct {
+		mids   []json.RawMessage
+		paused bool
+	}{{body.Pause, true}, {body.Play, false}} {
+		if len(op.mids) == 0 {
+			continue
+		}
+		mids, ok := midsOf(op.mids)
+		if !ok {
+			fail(w, http.StatusBadRequest, codeGeneric, "a mid is a string or a number")
+			return
+		}
+		if err := res.ms.SetPaused(mids, op.paused); err != nil {
+			h.failFor(w, r, err)
+			return
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// controlled finds the session of a control link (playback, layer) and checks a bearer token, if the
+// request carries one, is the session's; on failure it has answered.
+func (h *Handler) controlled(w http.ResponseWriter, r *http.Request) *resource {
+	res := h.linked(w, r)
+	if res == nil {
+		return nil
+	}
+	if a := r.Header.Get("Authorization"); a != "" && !res.sameToken(a) {
+		h.reject(w, r, "missing", http.StatusForbidden, codeNoPermission, "the session belongs to another participant")
+		return nil
+	}
+	return res
+}
+
+// layers answers GET on the layer link: the publisher's simulcast layers, lowest first, as the IVS web
+// SDK polls them: {"layers":[{"encodingId","bitrate","width","height","framesPerSecond","selected"}]}.
+func (h *Handler) layers(w http.ResponseWriter, r *http.Request) {
+	res := h.controlled(w, r)
+	if res == nil {
+		return
+	}
+	ls, err := res.ms.Layers()
+	if err != nil {
+		h.failFor(w, r, err)
+		return
+	}
+	type layer struct {
+		EncodingID      string  `json:"encodingId"`
+		Bitrate         int     `json:"bitrate"`
+		Width           int     `json:"width"`
+		Height          int     `json:"height"`
+		FramesPerSecond float64 `json:"framesPerSecond"`
+		Selected        bool    `json:"selected"`
+	}
+	out := struct {
+		Layers []layer `json:"layers"`
+	}{Layers: []layer{}}
+	for _, l := range ls {
+		out.Layers = append(out.Layers, layer(l))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// selectLayer answers POST on the layer link: {"mediaId":mid,"encodingId":rid} makes the subscription
+// receive that layer (from its next keyframe); {} returns to the automatic choice.
+func (h *Handler) selectLayer(w http.ResponseWriter, r *http.Request) {
+	res := h.controlled(w, r)
+	if res == nil {
+		return
+	}
+	var body struct {
+		MediaID    json.RawMessage `json:"mediaId"`
+		EncodingID string          `json:"encodingId"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10)).Decode(&body); err != nil {
+		fail(w, http.StatusBadRequest, codeGeneric, `the body must be {"mediaId":mid,"encodingId":rid} or {}`)
+		return
+	}
+	mid := ""
+	if len(body.MediaID) > 0 && string(body.MediaID) != "null" {
+		m, ok := midsOf([]json.RawMessage{body.MediaID})
+		if !ok {
+			fail(w, http.StatusBadRequest, codeGeneric, "mediaId is a string or a number")
+			return
+		}
+		mid = m[0]
+	}
+	if err := res.ms.SelectLayer(mid, body.EncodingID); err != nil {
+		h.failFor(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// midsOf reads mids written as JSON strings ("1") or numbers (1).
+func midsOf(raw []json.RawMessage) ([]string, bool) {
+	mids := make([]string, 0, len(raw))
+	for _, m := range raw {
+		var s string
+		if json.Unmarshal(m, &s) == nil {
+			mids = append(mids, s)
+			continue
+		}
+		var n json.Number
+		if json.Unmarshal(m, &n) != nil {
+			return nil, false
+		}
+		mids = append(mids, n.String())
+	}
+	return mids, true
 }
 
 // patch applies trickled ICE candidates (RFC 9725 §4.3.1, application/trickle-ice-sdpfrag, RFC 8840).
 // ICE restarts are not offered: a fragment with new credentials is refused.
 func (h *Handler) patch(w http.ResponseWriter, r *http.Request) {
-	s := h.ownSession(w, r)
-	if s == nil {
+	res := h.ownSession(w, r)
+	if res == nil {
 		return
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/trickle-ice-sdpfrag" {
@@ -500,13 +612,7 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasPrefix(line, "a=candidate:") {
 			continue
 		}
-		c := strings.TrimPrefix(line, "a=")
-		if s.pub != nil {
-			err = s.pub.AddICECandidate(c)
-		} else if s.sub != nil {
-			err = s.sub.AddICECandidate(c)
-		}
-		if err != nil {
+		if err := res.ms.AddICECandidate(strings.TrimPrefix(line, "a=")); err != nil {
 			fail(w, http.StatusBadRequest, codeGeneric, "bad candidate: "+err.Error())
 			return
 		}
@@ -517,12 +623,12 @@ func (h *Handler) patch(w http.ResponseWriter, r *http.Request) {
 // Close ends every session (shutdown).
 func (h *Handler) Close() {
 	h.mu.Lock()
-	all := make([]*session, 0, len(h.sessions))
-	for _, s := range h.sessions {
-		all = append(all, s)
+	all := make([]*resource, 0, len(h.sessions))
+	for _, res := range h.sessions {
+		all = append(all, res)
 	}
 	h.mu.Unlock()
-	for _, s := range all {
-		s.close()
+	for _, res := range all {
+		res.ms.Close()
 	}
 }

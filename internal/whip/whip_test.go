@@ -3,6 +3,7 @@ package whip_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -65,17 +66,21 @@ func newEnv(t *testing.T, quotas stage.Quotas, pol *policy.Policy) *env {
 	if pol != nil {
 		codecs = pol.AllowedVideo
 	}
-	sfu, err := media.New(media.Config{UDPAddr: "127.0.0.1:0", IncludeLoopback: true, PublishCodecs: codecs,
-		DisconnectedTimeout: time.Second, FailedTimeout: time.Second, Log: log})
+	mcfg := media.Config{UDPAddr: "127.0.0.1:0", IncludeLoopback: true, PublishCodecs: codecs,
+		DisconnectedTimeout: time.Second, FailedTimeout: time.Second, Log: log}
+	if pol != nil {
+		mcfg.Inspector = func() media.Inspector { return policy.NewStreamInspector(*pol) }
+	}
+	sfu, err := media.New(mcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := whip.Config{Domain: domain, SFU: sfu, WHIPURL: srv.URL + "/whip", Log: log}
+	var offers stage.OfferPolicy
 	if pol != nil {
-		cfg.CheckOffer = pol.VetOffer
-		cfg.Inspector = func() media.Inspector { return policy.NewStreamInspector(*pol) }
+		offers = *pol
 	}
-	h, err := whip.New(cfg)
+	domain.SetMedia(stage.SFUPlane(sfu), offers)
+	h, err := whip.New(whip.Config{Domain: domain, WHIPURL: srv.URL + "/whip", Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,28 +169,22 @@ func (e *env) events(pid ivs.ParticipantID) []string {
 // waitEvents polls until the participant's events are exactly want.
 func (e *env) waitEvents(pid ivs.ParticipantID, within time.Duration, want ...string) {
 	e.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		got := e.events(pid)
-		if slices.Equal(got, want) {
-			return
+	ivstest.Eventually(e.t, within, 50*time.Millisecond, func() error {
+		if got := e.events(pid); !slices.Equal(got, want) {
+			return fmt.Errorf("events of %s\n got %q\nwant %q", pid, got, want)
 		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("events of %s\n got %q\nwant %q", pid, got, want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	ivstest.Eventually(t, within, 20*time.Millisecond, func() error {
+		if !cond() {
+			return errors.New("waiting for " + what)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestPublishAndSubscribeForwardsRealMedia(t *testing.T) {
@@ -284,12 +283,14 @@ func TestDeleteStageAndTokenReuse(t *testing.T) {
 	e := newEnv(t, stage.Quotas{}, nil)
 	tok := e.token()
 	p1 := e.publish(tok)
+	waitFor(t, 5*time.Second, "PUBLISH_STARTED", func() bool { return e.domain.Publishing(ivs.StageID(ivs.LastSegment(e.arn)), tok.ParticipantID) })
 	p2 := e.publish(tok) // the same token again: the newer connection wins
 	waitFor(t, 5*time.Second, "the first publisher to be closed", func() bool { return p1.State() >= 4 })
 	if p2.State() != 3 { // connected
 		t.Fatalf("second publisher %s", p2.State())
 	}
-	e.waitEvents(tok.ParticipantID, 5*time.Second, "JOINED", "PUBLISH_STARTED")
+	// The displaced publish's end is in the history; the newer one's start follows.
+	e.waitEvents(tok.ParticipantID, 5*time.Second, "JOINED", "PUBLISH_STARTED", "PUBLISH_STOPPED", "PUBLISH_STARTED")
 	if err := e.domain.DeleteStage(e.ctx, e.arn); err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,5 @@
 // Package validate checks request inputs of the IVS Real-Time API against every rule of the AWS API
-// model (SPEC.md section 2): required members, JSON types, string lengths in Unicode characters, anchored
+// model (docs/DESIGN.md §2): required members, JSON types, string lengths in Unicode characters, anchored
 // patterns, enums, numeric ranges, and list and map sizes, for any operation, nested members included.
 //
 // One mechanism does it all: model_gen.go, generated from the model by ./gen, is a table of the input
@@ -11,7 +11,7 @@
 //	1 validation error detected: Value '21000' at 'duration' failed to satisfy constraint: Member must have value less than or equal to 20160
 package validate
 
-//go:generate go run ./gen -model ../../../../shared/reference/ivs-realtime-2020-07-14.json -out model_gen.go
+//go:generate go run ./gen -model model/ivs-realtime-2020-07-14.min.json -out model_gen.go
 
 import (
 	"bytes"

@@ -1,11 +1,12 @@
-// Package policy is openstage's media policy (SPEC §4): which codecs a publisher may offer, and the limits its
-// stream must keep (resolution, bitrate, no B-frames, duration). IVS enforces these and reports breaches as
-// PUBLISH_ERROR events with the codes INVALID_VIDEO_CODEC, INVALID_AUDIO_CODEC, RESOLUTION_EXCEEDED,
-// BITRATE_EXCEEDED, B_FRAME_PRESENT and STREAM_DURATION_EXCEEDED; openstage does the same.
+// Package policy is openstage's media policy (docs/DESIGN.md §4.8): which codecs and how many media sections a publisher
+// (or a subscriber) may offer, and the limits its stream must keep (resolution, bitrate, no B-frames,
+// duration). IVS enforces these and reports breaches as PUBLISH_ERROR events with the codes
+// INVALID_VIDEO_CODEC, INVALID_AUDIO_CODEC, RESOLUTION_EXCEEDED, BITRATE_EXCEEDED, B_FRAME_PRESENT and
+// STREAM_DURATION_EXCEEDED; openstage does the same.
 //
-// The package is pure: it reads SDP offers (CheckOffer), H.264 parameter sets and slice headers (ParseSPS,
-// SliceType, Inspector), and counts bytes (BitrateMeter). The WHIP handler and the SFU call it and act on the
-// Violation it returns.
+// The package is pure: it reads SDP offers (CheckOffer, CheckSubscribeOffer), H.264 parameter sets and
+// slice headers (ParseSPS, SliceType, Inspector), and counts bytes (BitrateMeter). The WHIP handler and the
+// SFU call it and act on the Violation it returns.
 package policy
 
 import (
@@ -54,15 +55,22 @@ type Policy struct {
 	BitrateWindow time.Duration
 	// MaxDuration bounds how long one publish may last.
 	MaxDuration time.Duration
+	// MaxAudioSections and MaxVideoSections bound the enabled audio and video m-sections of a publish offer
+	// (port 0 sections are disabled and not counted; the simulcast layers of one section, a=simulcast and
+	// a=rid, are that one section). Zero means no limit of their own; whatever they say, no offer may have
+	// more than MaxOfferSections m-lines, nor more than one application (data channel) section: see CheckOffer.
+	MaxAudioSections, MaxVideoSections int
 }
 
 // DefaultBitrateWindow is the window BITRATE_EXCEEDED is judged over when a policy names none: long enough
 // that a keyframe burst does not trip it.
 const DefaultBitrateWindow = 5 * time.Second
 
-// IVS is what Amazon IVS real-time ingest accepts (rt-stream-ingest; reference/ivs-semantics.md §2.1):
+// IVS is what Amazon IVS real-time ingest accepts (rt-stream-ingest; docs/DESIGN.md §4.8):
 // H.264 Baseline or Constrained Baseline video, required even of audio-only publishers, and Opus audio;
-// at most 720p (either orientation), 8.5 Mbps, no B-frames, 24 hours.
+// at most 720p (either orientation), 8.5 Mbps, no B-frames, 24 hours; one audio and one video section, as
+// IVS maps a publish offer onto one audio and one video track (the IVS web SDK offers audio in mid 0 and video
+// in mid 1, and keeps the video section, empty and sendrecv, when it publishes audio only).
 var IVS = Policy{
 	Name:             "ivs",
 	AllowedVideo:     []string{MimeH264},
@@ -74,18 +82,28 @@ var IVS = Policy{
 	MaxHeight:        720,
 	MaxBitrate:       8_500_000,
 	MaxDuration:      24 * time.Hour,
+	MaxAudioSections: 1,
+	MaxVideoSections: 1,
 }
 
 // Open also accepts VP8, VP9, AV1, any H.264 profile, and publishers without video (or without audio),
 // with IVS's limits unless configured otherwise.
+//
+// It admits two audio and two video sections in one publish: room for what one browser app may send on one
+// connection (a camera and a screen share, a microphone and a second audio source), where IVS wants one of
+// each. It stays small because every section is a track the SFU forwards to every subscriber (a fanout, and
+// per subscriber an RTP sender and an RTCP reader), all of one publisher's tracks share its MaxBitrate, and
+// the IVS clients subscribe with one audio and one video section anyway (CheckSubscribeOffer).
 var Open = Policy{
-	Name:         "open",
-	AllowedVideo: []string{MimeH264, MimeVP8, MimeVP9, MimeAV1},
-	AllowedAudio: []string{MimeOpus},
-	MaxWidth:     1280,
-	MaxHeight:    720,
-	MaxBitrate:   8_500_000,
-	MaxDuration:  24 * time.Hour,
+	Name:             "open",
+	AllowedVideo:     []string{MimeH264, MimeVP8, MimeVP9, MimeAV1},
+	AllowedAudio:     []string{MimeOpus},
+	MaxWidth:         1280,
+	MaxHeight:        720,
+	MaxBitrate:       8_500_000,
+	MaxDuration:      24 * time.Hour,
+	MaxAudioSections: 2,
+	MaxVideoSections: 2,
 }
 
 // Names lists the built-in policies.
@@ -114,7 +132,8 @@ func (p Policy) Validate() error {
 	if p.Name == "" {
 		errs = append(errs, errors.New("policy has no name"))
 	}
-	if p.MaxWidth < 0 || p.MaxHeight < 0 || p.MaxBitrate < 0 || p.MaxDuration < 0 || p.BitrateWindow < 0 {
+	if p.MaxWidth < 0 || p.MaxHeight < 0 || p.MaxBitrate < 0 || p.MaxDuration < 0 || p.BitrateWindow < 0 ||
+		p.MaxAudioSections < 0 || p.MaxVideoSections < 0 {
 		errs = append(errs, errors.New("limits must not be negative"))
 	}
 	if (p.MaxWidth == 0) != (p.MaxHeight == 0) {

@@ -36,7 +36,7 @@ func TestByName(t *testing.T) {
 }
 
 func TestDefaults(t *testing.T) {
-	// SPEC §4: 720p, 8.5 Mbps, 24 h, no B-frames, for both policies.
+	// docs/DESIGN.md §4.8: 720p, 8.5 Mbps, 24 h, no B-frames, for both policies.
 	for _, p := range []Policy{IVS, Open} {
 		if p.MaxWidth != 1280 || p.MaxHeight != 720 || p.MaxBitrate != 8_500_000 || p.MaxDuration != 24*time.Hour || p.AllowBFrames {
 			t.Errorf("%s: %+v", p.Name, p)
@@ -47,6 +47,10 @@ func TestDefaults(t *testing.T) {
 	}
 	if !IVS.RequireAudio || Open.RequireAudio || Open.H264BaselineOnly {
 		t.Error("requirements")
+	}
+	// One audio and one video section under ivs, as IVS maps them; two of each under open.
+	if IVS.MaxAudioSections != 1 || IVS.MaxVideoSections != 1 || Open.MaxAudioSections != 2 || Open.MaxVideoSections != 2 {
+		t.Errorf("section limits: ivs %d+%d, open %d+%d", IVS.MaxAudioSections, IVS.MaxVideoSections, Open.MaxAudioSections, Open.MaxVideoSections)
 	}
 	p := IVS
 	p.BitrateWindow = time.Second
@@ -64,6 +68,8 @@ func TestValidate(t *testing.T) {
 		func(p *Policy) { p.AllowedAudio = nil },
 		func(p *Policy) { p.AllowedVideo = []string{"audio/opus"} },
 		func(p *Policy) { p.AllowedAudio = []string{"opus"} },
+		func(p *Policy) { p.MaxVideoSections = -1 },
+		func(p *Policy) { p.MaxAudioSections = -1 },
 	}
 	for i, f := range bad {
 		p, _ := ByName("ivs")

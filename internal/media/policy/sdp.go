@@ -95,14 +95,31 @@ var staticPayloadTypes = map[uint8]Codec{
 	34: {MimeType: "video/H263", ClockRate: 90000},
 }
 
-// ParseOffer reads an SDP offer's m-lines and their codecs.
+// ParseOffer reads an SDP offer's m-lines and their codecs. An offer with more than MaxOfferSections m-lines
+// is refused with ErrTooManySections, before it is parsed. The work is linear in the offer's length: a
+// payload type the m-line lists more than once is read once.
 func ParseOffer(offer string) ([]MediaSection, error) {
+	secs, _, err := parseOffer(offer)
+	return secs, err
+}
+
+// parseOffer is ParseOffer that also returns the number of m-lines when there are too many.
+func parseOffer(offer string) ([]MediaSection, int, error) {
+	// A line scan first: an offer of 500 m-lines (the body may be 256 KiB) is refused without building it.
+	if n := countMLines(offer); n > MaxOfferSections {
+		return nil, n, tooManySections(n)
+	}
 	if strings.TrimSpace(offer) == "" {
-		return nil, fmt.Errorf("%w: empty", ErrMalformedOffer)
+		return nil, 0, fmt.Errorf("%w: empty", ErrMalformedOffer)
 	}
 	var sd sdp.SessionDescription
 	if err := sd.UnmarshalString(offer); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedOffer, err)
+		return nil, 0, fmt.Errorf("%w: %v", ErrMalformedOffer, err)
+	}
+	// The scan counts every line that starts with "m=", which is every m-line pion reads; this is in case
+	// the two ever disagree.
+	if n := len(sd.MediaDescriptions); n > MaxOfferSections {
+		return nil, n, tooManySections(n)
 	}
 	out := make([]MediaSection, 0, len(sd.MediaDescriptions))
 	for _, md := range sd.MediaDescriptions {
@@ -130,11 +147,16 @@ func ParseOffer(offer string) ([]MediaSection, error) {
 		}
 		sec.Disabled = md.MediaName.Port.Value == 0 && !bundleOnly
 		if sec.Kind == "audio" || sec.Kind == "video" {
+			// A payload type listed twice is one format (RFC 8866 §5.14 lists formats, not uses): reading it
+			// again would make the work the m-line's length times its fmtp's, which one 250 KB offer of
+			// "96 96 96..." and a long a=fmtp:96 turned into minutes.
+			var seen [128]bool
 			for _, f := range md.MediaName.Formats {
 				n, err := strconv.ParseUint(f, 10, 7) // RTP payload types are 7 bits (RFC 3550 §5.1)
-				if err != nil {
+				if err != nil || seen[n] {
 					continue
 				}
+				seen[n] = true
 				pt := uint8(n)
 				c, ok := parseRTPMap(sec.Kind, rtpmap[pt])
 				if !ok {
@@ -149,7 +171,7 @@ func ParseOffer(offer string) ([]MediaSection, error) {
 		}
 		out = append(out, sec)
 	}
-	return out, nil
+	return out, 0, nil
 }
 
 // splitPayloadType splits "96 H264/90000" into 96 and "H264/90000".
@@ -263,7 +285,12 @@ func (p Policy) acceptedDescription(kind string) string {
 	return strings.Join(names, ", ")
 }
 
-// CheckOffer vets a publish offer against the policy (SPEC §4), before any media flows:
+// CheckOffer vets a publish offer against the policy (docs/DESIGN.md §4.8), before any media flows:
+//   - the offer has at most MaxOfferSections m-lines, disabled ones included, else INVALID_VIDEO_CODEC with
+//     Err ErrTooManySections (found by a line scan, before the offer is parsed);
+//   - at most MaxVideoSections enabled video m-lines, else INVALID_VIDEO_CODEC, and MaxAudioSections audio,
+//     else INVALID_AUDIO_CODEC; at most one application (data channel) m-line, else INVALID_VIDEO_CODEC (see
+//     checkSections);
 //   - every enabled video m-line must offer at least one allowed video codec, else INVALID_VIDEO_CODEC; with
 //     RequireVideo there must be one (IVS rejects offers without H.264 video even from audio-only publishers);
 //   - likewise audio, with INVALID_AUDIO_CODEC;
@@ -273,9 +300,15 @@ func (p Policy) acceptedDescription(kind string) string {
 // video as sendrecv without a track when publishing audio only, and that must pass. It returns nil when the
 // offer passes.
 func CheckOffer(p Policy, offer string) *Violation {
-	secs, err := ParseOffer(offer)
+	secs, n, err := parseOffer(offer)
+	if errors.Is(err, ErrTooManySections) {
+		return p.tooManyLines(n, err)
+	}
 	if err != nil {
 		return &Violation{Code: ivs.ErrInvalidVideoCodec, Message: err.Error(), Err: err}
+	}
+	if v := p.checkSections(secs); v != nil {
+		return v
 	}
 	var audio, video *Violation
 	sawAudio, sawVideo := false, false
@@ -349,7 +382,7 @@ func midText(mid string) string {
 	if mid == "" {
 		return ""
 	}
-	return " (mid " + mid + ")"
+	return " (mid " + shortMid(mid) + ")"
 }
 
 // VetOffer is CheckOffer in the shape of the WHIP handler's OfferCheck: the event error code and message, or

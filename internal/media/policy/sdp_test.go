@@ -238,17 +238,66 @@ func TestParseFmtp(t *testing.T) {
 	}
 }
 
+// FuzzCheckOffer feeds arbitrary text to the offer checks: CheckOffer, PreferredVideo, CheckSubscribeOffer
+// and CountMediaSections. None may panic; every refusal has a code; and what ParseOffer reads and CheckOffer
+// accepts stays within the bounds (MaxOfferSections m-lines, the policy's audio and video sections, one data
+// channel, each payload type of an m-line read once).
 func FuzzCheckOffer(f *testing.F) {
 	for _, name := range []string{"chromium_publish.sdp", "obs_whip.sdp", "vp8_only.sdp", "audio_only.sdp", "h264_high_only.sdp"} {
 		f.Add(readOffer(f, name))
 	}
+	obs := readOffer(f, "obs_whip.sdp")
+	f.Add(simulcast(obs))
+	f.Add(withSections(obs, "video", 2, 15, 0))
+	f.Add(withSections(obs, "video", 2, 1, 9))
+	f.Add(offerOf("recvonly", "audio", "video", "application", "application"))
+	f.Add(offerOf("sendonly", "audio", "video", "audio", "video", "video0"))
+	f.Add("m=video 9 X 96 96 96\nm=audio 0 X 0\r\r\nm=application 9 X y\n")
 	f.Fuzz(func(t *testing.T, offer string) {
+		secs, err := ParseOffer(offer)
+		if err == nil {
+			if len(secs) > MaxOfferSections {
+				t.Fatalf("ParseOffer read %d sections", len(secs))
+			}
+			for _, sec := range secs {
+				var seen [128]bool
+				for _, c := range sec.Codecs {
+					if c.PayloadType > 127 || seen[c.PayloadType] {
+						t.Fatalf("payload type %d read twice or out of range", c.PayloadType)
+					}
+					seen[c.PayloadType] = true
+				}
+			}
+		}
+		if n := CountMediaSections(offer); n < 0 || n > MaxOfferSections || (err != nil && n != 0) {
+			t.Fatalf("CountMediaSections = %d (parse error %v)", n, err)
+		}
 		for _, p := range []Policy{IVS, Open} {
 			v := CheckOffer(p, offer)
 			if v != nil && v.Code == "" {
 				t.Fatal("violation without a code")
 			}
+			if v == nil {
+				c := countSections(secs)
+				if err != nil || len(c.audio) > p.MaxAudioSections || len(c.video) > p.MaxVideoSections || len(c.application) > 1 {
+					t.Fatalf("%s accepted %d audio, %d video, %d application sections (parse error %v)", p.Name,
+						len(c.audio), len(c.video), len(c.application), err)
+				}
+			}
 			_, _ = PreferredVideo(p, offer)
+			for _, pub := range []int{0, 1, 2, 4} {
+				code, msg := p.VetSubscribeOffer(offer, pub)
+				if (code == "") != (msg == "") {
+					t.Fatalf("subscribe: code %q, message %q", code, msg)
+				}
+				bound := pub
+				if bound <= 0 {
+					bound = p.maxMediaSections()
+				}
+				if code == "" && (err != nil || CountMediaSections(offer) > max(bound, 2)) {
+					t.Fatalf("subscribe offer for %d accepted (parse error %v)", pub, err)
+				}
+			}
 		}
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/openstage/openstage/internal/ivs"
+	"github.com/openstage/openstage/internal/ivstest"
 	"github.com/openstage/openstage/internal/store"
 )
 
@@ -40,13 +41,12 @@ func holdWriter(t *testing.T, s *Store, fn func(store.Tx) error) (release func()
 // waitWaiting waits until n callers are queued for the writer.
 func waitWaiting(t *testing.T, s *Store, n int64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for s.waiting.Load() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d callers waiting, want %d", s.waiting.Load(), n)
+	ivstest.Eventually(t, 10*time.Second, time.Millisecond, func() error {
+		if w := s.waiting.Load(); w < n {
+			return fmt.Errorf("%d callers waiting, want %d", w, n)
 		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func insertStage(ctx context.Context, tx store.Tx, id string) error {

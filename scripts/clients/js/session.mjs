@@ -202,7 +202,7 @@ async function listStages(c, firstArn) {
   for (const a of made) check(seen.includes(a), `ListStages: ${a} missing from the pages`);
   const expected = Math.ceil(seen.length / 3);
   check(pages === expected && pages > 2, `ListStages: ${pages} pages for ${seen.length} stages, want ${expected} (> 2)`);
-  // ListStages is in creation order (SPEC §2): the stages made here come in the order they were made.
+  // ListStages is in creation order (docs/DESIGN.md §2.4): the stages made here come in the order they were made.
   const order = seen.filter((a) => made.includes(a));
   check(JSON.stringify(order) === JSON.stringify(made), "ListStages: not in creation order");
   step(`paginateListStages: ${seen.length} stages in ${pages} pages of 3`);

@@ -5,7 +5,16 @@
 //
 // Usage (from go:generate in package validate):
 //
-//	go run ./gen -model ../../../../shared/reference/ivs-realtime-2020-07-14.json -out model_gen.go
+//	go run ./gen -model model/ivs-realtime-2020-07-14.min.json -out model_gen.go
+//
+// The model it reads is the reduced copy kept in the repository: the full model with its documentation
+// strings removed and nothing else changed (every operation, shape, member, constraint, error and HTTP
+// binding stays, in model order). -reduce makes that copy from a full model, for instance the one botocore
+// installs with the AWS CLI (gzipped files are read as such):
+//
+//	go run ./gen -reduce -model .../botocore/data/ivs-realtime/2020-07-14/service-2.json.gz \
+//		-out model/ivs-realtime-2020-07-14.min.json
+//	go generate .
 //
 // The model's patterns are ECMA-262 regular expressions (Smithy's pattern trait) and are not anchored;
 // gen translates each one into Go RE2 syntax, anchors it (^(?:...)$) and checks that it compiles, so the
@@ -30,13 +39,18 @@ import (
 
 func main() {
 	modelPath := flag.String("model", "", "path of the botocore service-2 JSON model")
-	outPath := flag.String("out", "model_gen.go", "path of the Go file to write")
+	outPath := flag.String("out", "model_gen.go", "path of the Go file (or, with -reduce, the JSON model) to write")
+	reduceModel := flag.Bool("reduce", false, "write the model without its documentation strings instead of generating Go")
 	flag.Parse()
 	if *modelPath == "" {
 		fmt.Fprintln(os.Stderr, "gen: -model is required")
 		os.Exit(2)
 	}
-	if err := run(*modelPath, *outPath); err != nil {
+	do := run
+	if *reduceModel {
+		do = runReduce
+	}
+	if err := do(*modelPath, *outPath); err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
 		os.Exit(1)
 	}
@@ -44,7 +58,7 @@ func main() {
 
 // run generates the table for the model at modelPath and writes it to outPath.
 func run(modelPath, outPath string) error {
-	raw, err := os.ReadFile(modelPath)
+	raw, err := readModel(modelPath)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,7 @@
 // openstage-stage.js: a small browser client for openstage stages.
 //
 // One plain ES module, no build step and no dependencies. It speaks the wire protocol of the IVS client
-// SDKs (SPEC §4; reference/ivs-web-sdk-protocol.md §2-3), so the server has one protocol for Amazon's SDK
+// SDKs (docs/DESIGN.md §4.4), so the server has one protocol for Amazon's SDK
 // and for this client:
 //
 //   - every endpoint comes from the participant token (whip_url, events_url); the token's signature is the
@@ -126,8 +126,8 @@ export class StageError extends Error {
   }
 }
 
-// Timings. The events socket ones are the IVS SDK's (protocol §2 "Timing"), which the server's idle timeout
-// (three missed PINGs) is made for.
+// Timings. The events socket ones are the IVS SDK's (docs/DESIGN.md §4.4 "Timing"), which the server's idle
+// timeout (three missed PINGs) is made for.
 const PING_INTERVAL_MS = 15000;
 const PONG_TIMEOUT_MS = 30000;
 const JOIN_TIMEOUT_MS = 12000;
@@ -152,7 +152,7 @@ function base64urlDecode(s) {
 
 /**
  * Reads a participant token's claims without verifying it: the server does that at join, and a client
- * could not (the IVS SDK reads tokens the same way, protocol §1). Throws StageError TOKEN_MALFORMED.
+ * could not (the IVS SDK reads tokens the same way, docs/DESIGN.md §4.4). Throws StageError TOKEN_MALFORMED.
  */
 export function decodeToken(token) {
   const bad = (why) => new StageError(ErrorCode.TOKEN_MALFORMED, "not a participant token: " + why);
@@ -276,7 +276,7 @@ function randomHex(n) {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("").slice(0, n);
 }
 
-// An X-Ray-shaped trace id, as the IVS SDK puts in the events URL (protocol §2): the server ignores it but
+// An X-Ray-shaped trace id, as the IVS SDK puts in the events URL (docs/DESIGN.md §4.4): the server ignores it but
 // logs and proxies may use it to tell connection attempts apart.
 function traceId() {
   return `1-${Math.floor(Date.now() / 1000).toString(16)}-${randomHex(24)}`;
@@ -303,7 +303,7 @@ function sameInfo(a, b) {
 }
 
 // Resolves once ICE gathering is complete, or after ms. openstage answers with all of its candidates and
-// the IVS protocol has no trickle (protocol §3 "Offers"), so the offer should carry ours; the cap keeps a
+// the IVS protocol has no trickle (docs/DESIGN.md §4.4 "Offers"), so the offer should carry ours; the cap keeps a
 // slow interface from delaying the join, and the server still learns our address from the ICE checks
 // (peer-reflexive).
 function gathered(pc, ms) {
@@ -348,7 +348,7 @@ function fmtp(line) {
 }
 
 // videoCodecRank orders a video codec for publishing: H.264 constrained baseline (42e01f) in packetization
-// mode 1 first, which is what IVS accepts (its media policy, SPEC §4: H.264 constrained baseline or
+// mode 1 first, which is what IVS accepts (its media policy, docs/DESIGN.md §4.8: H.264 constrained baseline or
 // baseline) and what every IVS subscriber can decode; then other baseline H.264; the retransmission and
 // FEC entries next, as they only matter with a media codec; everything else last.
 function videoCodecRank(c) {
@@ -384,7 +384,7 @@ export function preferH264(transceiver) {
   }
 }
 
-// Maps a WHIP error answer to a StageError. The numeric codes are IVS's (protocol §3 "Responses"); openstage
+// Maps a WHIP error answer to a StageError. The numeric codes are IVS's (docs/DESIGN.md §4.5); openstage
 // sends 2003 both for an invalid token (401) and for a missing capability (403), hence the status.
 function httpError(category, status, body, participantId) {
   const code = typeof body?.code === "number" ? body.code : undefined;
@@ -402,7 +402,7 @@ function httpError(category, status, body, participantId) {
   return new StageError(ErrorCode.SERVER, detail, opts);
 }
 
-// Maps aws:ivs:JOIN_ERROR codes (protocol §2) to StageErrors. INTERNAL is the one the server means as
+// Maps aws:ivs:JOIN_ERROR codes (docs/DESIGN.md §4.4) to StageErrors. INTERNAL is the one the server means as
 // retryable.
 function joinError(payload) {
   const code = String(payload?.code ?? "");
@@ -564,7 +564,7 @@ export class Stage extends Emitter {
     const url = `${c.eventsUrl}?error_over_ws=1&topic=${encodeURIComponent(c.stageId)}/publishers&traceid=${traceId()}`;
     let ws;
     try {
-      // The token is the one subprotocol: browsers cannot set headers on a WebSocket (protocol §2).
+      // The token is the one subprotocol: browsers cannot set headers on a WebSocket (docs/DESIGN.md §4.4).
       ws = new WebSocket(url, [this.#token]);
     } catch (e) {
       this.#fail(new StageError(ErrorCode.NETWORK, "cannot open the events socket: " + e.message));
@@ -608,7 +608,7 @@ export class Stage extends Emitter {
       case "STAGE_STATE":
       case "aws:ivs:STAGE_STATE": {
         const n = m.payload?.sequenceNumber;
-        // Only a newer state counts: states may be coalesced, never reordered (protocol §2).
+        // Only a newer state counts: states may be coalesced, never reordered (docs/DESIGN.md §4.4).
         if (typeof n !== "number" || n <= this.#seq) return;
         this.#seq = n;
         this.#applyState(m.payload);
@@ -862,8 +862,8 @@ export class Stage extends Emitter {
     this.#pub = pub;
     this.#setPublishState(PublishState.ATTEMPTING_PUBLISH);
     try {
-      // Audio in mid 0 and video in mid 1, both always present (protocol §3): openstage's ivs media policy
-      // wants H.264 and Opus offered even by audio-only publishers.
+      // Audio in mid 0 and video in mid 1, both always present (docs/DESIGN.md §4.4 "Offers"): openstage's ivs
+      // media policy wants H.264 and Opus offered even by audio-only publishers.
       pub.audio = pc.addTransceiver("audio", { direction: "sendonly" });
       pub.video = pc.addTransceiver("video", { direction: "sendonly" });
       preferH264(pub.video);
@@ -954,7 +954,7 @@ export class Stage extends Emitter {
     this.#sendMediaState();
   }
 
-  // SET_STATE tells the others our mute state; the server puts it in STAGE_STATE (protocol §2).
+  // SET_STATE tells the others our mute state; the server puts it in STAGE_STATE (docs/DESIGN.md §4.4).
   #sendMediaState() {
     const pub = this.#pub;
     if (!pub || pub.state !== PublishState.PUBLISHED) return;
@@ -975,7 +975,7 @@ export class Stage extends Emitter {
   }
 
   // Subscribes to every remote participant that publishes and that the strategy wants, and drops the
-  // subscriptions of those that stopped (protocol §2: subscribe only while isPublishing).
+  // subscriptions of those that stopped (docs/DESIGN.md §4.4: subscribe only while isPublishing).
   #reconcileSubscriptions() {
     if (!this.#active) return;
     for (const r of this.#remotes.values()) {
