@@ -175,9 +175,11 @@ func New(cfg Config) (*SFU, error) {
 	return s, nil
 }
 
-// tcpReadBuffer is how many bytes of ICE-TCP frames the mux buffers per connection before the peer
-// connection reads them (pion's suggested size: a few packets of a bitrate burst).
-const tcpReadBuffer = 64 << 10
+// tcpReadBuffer is how many ICE-TCP packets the mux queues per peer connection before the peer connection
+// reads them: a channel capacity in packets, not bytes, made for every answer whether or not the client
+// ever uses TCP. At 64 << 10 it was a 3.5 MB channel per answer, which doubled the join time of 40 parallel
+// subscribers (docs/BENCHMARKS.md); a burst of a few dozen packets is what a reader that keeps up sees.
+const tcpReadBuffer = 64
 
 // closeSockets releases the UDP port and the ICE-TCP listener.
 func (s *SFU) closeSockets() error {
