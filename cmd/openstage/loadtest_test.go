@@ -109,7 +109,8 @@ func TestLoadtestFloodCommand(t *testing.T) {
 		r.Flooded.SubscriberJoin.N == 0 || r.Flooded.Delivered == 0 || r.Flooded.Attack == nil || r.Flooded.Attack.Sent == 0 {
 		t.Fatalf("report %s", out)
 	}
-	if o := r.Flooded.Attack.Outcomes; o["whip 429"] == 0 || o["whip 401"] == 0 || o["error"] != 0 {
+	// Which transport's request first meets the spent budget depends on timing: the address is throttled on both.
+	if o := r.Flooded.Attack.Outcomes; o["whip 429"]+o["events 429"] == 0 || o["whip 401"] == 0 || o["error"] != 0 {
 		t.Errorf("outcomes %v", o)
 	}
 	if len(r.Warnings) != 0 {
