@@ -23,6 +23,11 @@ ivs() { aws ivs-realtime "$@" "${ep[@]}"; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
 fail() { echo "cli-smoke: FAIL: $*" >&2; exit 1; }
 step() { echo "cli-smoke: $*"; }
+expect_error() { # expect_error TYPE args...
+  local want=$1; shift
+  if ivs "$@" >"$work/o" 2>"$work/e"; then fail "$* succeeded"; fi
+  grep -q "($want)" "$work/e" || { cat "$work/e"; fail "$* did not fail with $want"; }
+}
 
 step create-stage
 ivs create-stage --name smoke --tags team=video \
@@ -59,16 +64,30 @@ ivs list-public-keys | json 'assert [k["arn"] for k in d["publicKeys"]]==["'"$ka
 ivs get-public-key --arn "$karn" | json 'assert len(d["publicKey"]["fingerprint"].split(":"))==16' || fail get-public-key
 ivs delete-public-key --arn "$karn" >/dev/null
 
+step storage configurations and a recording stage
+sarn=$(ivs create-storage-configuration --name vod --s3 bucketName=smoke-recordings --tags kind=vod | json '
+c=d["storageConfiguration"]; assert c["name"]=="vod" and c["s3"]=={"bucketName":"smoke-recordings"} and c["tags"]=={"kind":"vod"}, c
+print(c["arn"])')
+[ -d "$work/data/recordings/smoke-recordings" ] || fail "the bucket is not a directory of the data dir"
+ivs get-storage-configuration --arn "$sarn" | json 'assert d["storageConfiguration"]["arn"]=="'"$sarn"'"' || fail get-storage-configuration
+ivs list-storage-configurations | json 'assert [c["arn"] for c in d["storageConfigurations"]]==["'"$sarn"'"]' || fail list-storage-configurations
+rarn=$(ivs create-stage --name rec --auto-participant-recording-configuration \
+  "storageConfigurationArn=$sarn,mediaTypes=AUDIO_ONLY,thumbnailConfiguration={recordingMode=INTERVAL,targetIntervalSeconds=10,storage=[LATEST]},recordingReconnectWindowSeconds=30,hlsConfiguration={targetSegmentDurationSeconds=4},recordParticipantReplicas=false" | json '
+r=d["stage"]["autoParticipantRecordingConfiguration"]
+assert r=={"storageConfigurationArn":"'"$sarn"'","mediaTypes":["AUDIO_ONLY"],"thumbnailConfiguration":{"targetIntervalSeconds":10,"storage":["LATEST"],"recordingMode":"INTERVAL"},"recordingReconnectWindowSeconds":30,"hlsConfiguration":{"targetSegmentDurationSeconds":4},"recordParticipantReplicas":False}, r
+print(d["stage"]["arn"])')
+expect_error ConflictException delete-storage-configuration --arn "$sarn"
+ivs update-stage --arn "$rarn" --auto-participant-recording-configuration storageConfigurationArn= | json '
+r=d["stage"]["autoParticipantRecordingConfiguration"]; assert r["storageConfigurationArn"]=="" and r["mediaTypes"]==["AUDIO_VIDEO"], r' || fail "update-stage turning recording off"
+ivs delete-storage-configuration --arn "$sarn" >/dev/null
+expect_error ResourceNotFoundException get-storage-configuration --arn "$sarn"
+ivs delete-stage --arn "$rarn" >/dev/null
+
 step sessions and participants of a stage nobody joined
 ivs list-stage-sessions --stage-arn "$arn" | json 'assert d["stageSessions"]==[]' || fail list-stage-sessions
 ivs list-participants --stage-arn "$arn" --session-id st-0000000000000 | json 'assert d["participants"]==[]' || fail list-participants
 
 step errors
-expect_error() { # expect_error TYPE args...
-  local want=$1; shift
-  if ivs "$@" >"$work/o" 2>"$work/e"; then fail "$* succeeded"; fi
-  grep -q "($want)" "$work/e" || { cat "$work/e"; fail "$* did not fail with $want"; }
-}
 expect_error ResourceNotFoundException get-stage-session --stage-arn "$arn" --session-id st-0000000000000
 expect_error ValidationException create-participant-token --stage-arn "$arn" --duration 20161
 expect_error ValidationException get-stage --arn "not-an-arn"

@@ -56,7 +56,7 @@ var dsns sync.Map
 
 // storeArgs is the --database flag of a server on dataDir: none (the embedded store in the data dir), or
 // with OPENSTAGE_TEST_DATABASE set, one fresh PostgreSQL schema per data dir.
-func storeArgs(t *testing.T, dataDir string) []string {
+func storeArgs(t testing.TB, dataDir string) []string {
 	if !teststore.Postgres() {
 		return nil
 	}
@@ -68,7 +68,7 @@ func storeArgs(t *testing.T, dataDir string) []string {
 }
 
 // start runs `openstage serve` on a free port and waits until it listens.
-func start(t *testing.T, dataDir string, extra ...string) *proc {
+func start(t testing.TB, dataDir string, extra ...string) *proc {
 	t.Helper()
 	if !slices.Contains(extra, "--database") {
 		extra = append(storeArgs(t, dataDir), extra...)
@@ -121,7 +121,7 @@ func (p *proc) client() *ivsrealtime.Client {
 		})})
 }
 
-func (p *proc) wait(t *testing.T) error {
+func (p *proc) wait(t testing.TB) error {
 	t.Helper()
 	select {
 	case err := <-p.done:

@@ -486,10 +486,10 @@ func TestValidationThroughTheSDK(t *testing.T) {
 			_, err := h.client.ListStages(h.ctx, &ivsrealtime.ListStagesInput{NextToken: aws.String("AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")})
 			return err
 		}, "nextToken"},
-		{"recording configuration", func() error {
+		{"recording to a storage configuration that does not exist", func() error {
 			_, err := h.client.CreateStage(h.ctx, &ivsrealtime.CreateStageInput{AutoParticipantRecordingConfiguration: &types.AutoParticipantRecordingConfiguration{StorageConfigurationArn: aws.String("arn:aws:ivs:us-east-1:123456789012:storage-configuration/abc")}})
 			return err
-		}, "not supported"},
+		}, "does not exist"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

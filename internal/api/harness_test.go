@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/openstage/openstage/internal/api"
 	"github.com/openstage/openstage/internal/clock"
 	"github.com/openstage/openstage/internal/ivs"
+	"github.com/openstage/openstage/internal/recording/bucket"
 	"github.com/openstage/openstage/internal/stage"
 	"github.com/openstage/openstage/internal/store"
 	"github.com/openstage/openstage/internal/store/readcache"
@@ -41,12 +43,13 @@ const (
 var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
 type harness struct {
-	t      testing.TB
-	ctx    context.Context
-	srv    *httptest.Server
-	domain *stage.Service
-	clk    *clock.Fake
-	client *ivsrealtime.Client
+	t       testing.TB
+	buckets *bucket.Dir
+	ctx     context.Context
+	srv     *httptest.Server
+	domain  *stage.Service
+	clk     *clock.Fake
+	client  *ivsrealtime.Client
 }
 
 type opts struct {
@@ -74,6 +77,11 @@ func newHarness(t testing.TB, o opts) *harness {
 		q = stage.DefaultQuotas
 	}
 	clk := clock.NewFake(t0)
+	// Buckets are directories, as with the server's default: CreateStorageConfiguration makes them here.
+	buckets, err := bucket.NewDir(filepath.Join(t.TempDir(), "recordings"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -81,7 +89,7 @@ func newHarness(t testing.TB, o opts) *harness {
 	domain := stage.New(stage.Config{
 		Account: ivs.Account{Region: region, ID: "123456789012"},
 		WHIPURL: "http://127.0.0.1:9/whip", EventsURL: "ws://127.0.0.1:9/events",
-		SessionEndGrace: 10 * time.Second, Quotas: q,
+		SessionEndGrace: 10 * time.Second, Quotas: q, Buckets: buckets,
 	}, st, clk, signer, log)
 	keys, err := api.NewKeys([]api.Key{
 		{AccessKeyID: rootID, SecretAccessKey: rootSecret},
@@ -96,7 +104,7 @@ func newHarness(t testing.TB, o opts) *harness {
 		srv.Close()
 		_ = domain.Shutdown(ctx) // before teststore's cleanup closes the store
 	})
-	hs := &harness{t: t, ctx: ctx, srv: srv, domain: domain, clk: clk}
+	hs := &harness{t: t, ctx: ctx, srv: srv, domain: domain, clk: clk, buckets: buckets}
 	hs.client = hs.clientFor(rootID, rootSecret)
 	return hs
 }

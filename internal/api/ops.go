@@ -44,6 +44,11 @@ var operations = map[string]handleFunc{
 	"TagResource":            op(tagResource),
 	"UntagResource":          op(untagResource),
 	"ListTagsForResource":    op(listTagsForResource),
+
+	"CreateStorageConfiguration": op(createStorageConfiguration),
+	"GetStorageConfiguration":    op(getStorageConfiguration),
+	"ListStorageConfigurations":  op(listStorageConfigurations),
+	"DeleteStorageConfiguration": op(deleteStorageConfiguration),
 }
 
 type empty struct{}
@@ -72,25 +77,63 @@ func (c tokenConfig) spec() stage.TokenSpec {
 	return sp
 }
 
-// notRecording refuses individual participant recording until storage configurations exist (docs/DESIGN.md §7).
-func notRecording(cfg map[string]any) error {
-	if cfg != nil {
-		return awserr.New(awserr.Validation, "autoParticipantRecordingConfiguration is not supported by openstage yet: storage configurations are not implemented")
+// recordingIn is the model's AutoParticipantRecordingConfiguration. Absent members take their defaults.
+type recordingIn struct {
+	StorageConfigurationARN string   `json:"storageConfigurationArn"`
+	MediaTypes              []string `json:"mediaTypes"` // at most 1 (ParticipantRecordingMediaTypeList)
+	ThumbnailConfiguration  *struct {
+		TargetIntervalSeconds *int     `json:"targetIntervalSeconds"`
+		Storage               []string `json:"storage"`
+		RecordingMode         string   `json:"recordingMode"`
+	} `json:"thumbnailConfiguration"`
+	RecordingReconnectWindowSeconds int `json:"recordingReconnectWindowSeconds"`
+	HLSConfiguration                *struct {
+		TargetSegmentDurationSeconds *int `json:"targetSegmentDurationSeconds"`
+	} `json:"hlsConfiguration"`
+	// RecordParticipantReplicas is a non-boxed boolean whose documented default is true: the Go SDK omits
+	// false, so absent must mean true.
+	RecordParticipantReplicas *bool `json:"recordParticipantReplicas"`
+}
+
+func (r *recordingIn) spec() *stage.RecordingSpec {
+	if r == nil {
+		return nil
 	}
-	return nil
+	sp := &stage.RecordingSpec{StorageConfigurationARN: r.StorageConfigurationARN}
+	c := &sp.Config
+	if len(r.MediaTypes) > 0 {
+		c.MediaType = ivs.RecordingMediaType(r.MediaTypes[0])
+	}
+	if t := r.ThumbnailConfiguration; t != nil {
+		c.ThumbnailMode = ivs.ThumbnailMode(t.RecordingMode)
+		if t.TargetIntervalSeconds != nil {
+			c.ThumbnailInterval = *t.TargetIntervalSeconds
+		}
+		for _, st := range t.Storage {
+			switch st {
+			case "SEQUENTIAL":
+				c.ThumbnailSequential = true
+			case "LATEST":
+				c.ThumbnailLatest = true
+			}
+		}
+	}
+	c.ReconnectWindowSeconds = r.RecordingReconnectWindowSeconds
+	if r.HLSConfiguration != nil && r.HLSConfiguration.TargetSegmentDurationSeconds != nil {
+		c.TargetSegmentSeconds = *r.HLSConfiguration.TargetSegmentDurationSeconds
+	}
+	c.SkipReplicas = r.RecordParticipantReplicas != nil && !*r.RecordParticipantReplicas
+	return sp
 }
 
 type createStageIn struct {
 	Name                                  *string           `json:"name"`
 	Tags                                  map[string]string `json:"tags"`
 	ParticipantTokenConfigurations        []tokenConfig     `json:"participantTokenConfigurations"`
-	AutoParticipantRecordingConfiguration map[string]any    `json:"autoParticipantRecordingConfiguration"`
+	AutoParticipantRecordingConfiguration *recordingIn      `json:"autoParticipantRecordingConfiguration"`
 }
 
 func createStage(ctx context.Context, h *Handler, in *createStageIn) (any, error) {
-	if err := notRecording(in.AutoParticipantRecordingConfiguration); err != nil {
-		return nil, err
-	}
 	specs := make([]stage.TokenSpec, len(in.ParticipantTokenConfigurations))
 	for i, c := range in.ParticipantTokenConfigurations {
 		specs[i] = c.spec()
@@ -99,7 +142,7 @@ func createStage(ctx context.Context, h *Handler, in *createStageIn) (any, error
 	if in.Name != nil {
 		name = *in.Name
 	}
-	st, toks, err := h.domain.CreateStage(ctx, name, in.Tags, specs)
+	st, toks, err := h.domain.CreateStageWith(ctx, name, in.Tags, specs, in.AutoParticipantRecordingConfiguration.spec())
 	if err != nil {
 		return nil, err
 	}
@@ -128,16 +171,13 @@ func getStage(ctx context.Context, h *Handler, in *arnIn) (any, error) {
 }
 
 type updateStageIn struct {
-	ARN                                   string         `json:"arn"`
-	Name                                  *string        `json:"name"`
-	AutoParticipantRecordingConfiguration map[string]any `json:"autoParticipantRecordingConfiguration"`
+	ARN                                   string       `json:"arn"`
+	Name                                  *string      `json:"name"`
+	AutoParticipantRecordingConfiguration *recordingIn `json:"autoParticipantRecordingConfiguration"`
 }
 
 func updateStage(ctx context.Context, h *Handler, in *updateStageIn) (any, error) {
-	if err := notRecording(in.AutoParticipantRecordingConfiguration); err != nil {
-		return nil, err
-	}
-	st, err := h.domain.UpdateStage(ctx, in.ARN, in.Name)
+	st, err := h.domain.UpdateStageWith(ctx, in.ARN, in.Name, in.AutoParticipantRecordingConfiguration.spec())
 	if err != nil {
 		return nil, err
 	}
@@ -418,4 +458,59 @@ func listTagsForResource(ctx context.Context, h *Handler, in *tagIn) (any, error
 	return struct {
 		Tags map[string]string `json:"tags"`
 	}{tags}, nil
+}
+
+type createStorageIn struct {
+	Name string `json:"name"`
+	S3   struct {
+		BucketName string `json:"bucketName"`
+	} `json:"s3"`
+	Tags map[string]string `json:"tags"`
+}
+
+func createStorageConfiguration(ctx context.Context, h *Handler, in *createStorageIn) (any, error) {
+	c, err := h.domain.CreateStorageConfiguration(ctx, in.Name, in.S3.BucketName, in.Tags)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		StorageConfiguration wireStorageConfiguration `json:"storageConfiguration"`
+	}{storageConfigurationOut(c)}, nil
+}
+
+func getStorageConfiguration(ctx context.Context, h *Handler, in *arnIn) (any, error) {
+	c, err := h.domain.GetStorageConfiguration(ctx, in.ARN)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		StorageConfiguration wireStorageConfiguration `json:"storageConfiguration"`
+	}{storageConfigurationOut(c)}, nil
+}
+
+func listStorageConfigurations(ctx context.Context, h *Handler, in *pageIn) (any, error) {
+	const op = "ListStorageConfigurations"
+	p, n, err := h.pager.page(op, nil, in.MaxResults, in.NextToken)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := h.domain.ListStorageConfigurations(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	rows, next := trim(h.pager, op, nil, rows, n, func(c stage.StorageConfigurationView) store.Cursor {
+		return store.Cursor{Time: c.CreatedAt, ID: string(c.ID)}
+	})
+	out := struct {
+		StorageConfigurations []wireStorageConfiguration `json:"storageConfigurations"`
+		NextToken             *string                    `json:"nextToken,omitempty"`
+	}{StorageConfigurations: make([]wireStorageConfiguration, len(rows)), NextToken: next}
+	for i, c := range rows {
+		out.StorageConfigurations[i] = storageConfigurationOut(c) // StorageConfigurationSummary has every member
+	}
+	return out, nil
+}
+
+func deleteStorageConfiguration(ctx context.Context, h *Handler, in *arnIn) (any, error) {
+	return empty{}, h.domain.DeleteStorageConfiguration(ctx, in.ARN)
 }

@@ -30,13 +30,50 @@ type wireStage struct {
 	Name            string            `json:"name"`
 	ActiveSessionID string            `json:"activeSessionId,omitempty"`
 	Tags            map[string]string `json:"tags"`
-	Endpoints       *wireEndpoints    `json:"endpoints,omitempty"`
+	// Recording is in the model's Stage, not its StageSummary.
+	Recording *wireRecording `json:"autoParticipantRecordingConfiguration,omitempty"`
+	Endpoints *wireEndpoints `json:"endpoints,omitempty"`
 }
 
 func (h *Handler) stageOut(v stage.StageView) wireStage {
 	events, whip := h.domain.Endpoints()
 	return wireStage{ARN: v.ARN, Name: v.Name, ActiveSessionID: string(v.ActiveSessionID), Tags: v.Tags,
-		Endpoints: &wireEndpoints{Events: events, WHIP: whip}}
+		Recording: h.recordingOut(v.Recording), Endpoints: &wireEndpoints{Events: events, WHIP: whip}}
+}
+
+// wireRecording is the model's AutoParticipantRecordingConfiguration, every member present with its value
+// or its documented default: a stage that does not record shows storageConfigurationArn "" and the
+// defaults, which is what the model says sending "" resets the configuration to.
+type wireRecording struct {
+	StorageConfigurationARN string   `json:"storageConfigurationArn"`
+	MediaTypes              []string `json:"mediaTypes"`
+	ThumbnailConfiguration  struct {
+		TargetIntervalSeconds int      `json:"targetIntervalSeconds"`
+		Storage               []string `json:"storage"`
+		RecordingMode         string   `json:"recordingMode"`
+	} `json:"thumbnailConfiguration"`
+	RecordingReconnectWindowSeconds int `json:"recordingReconnectWindowSeconds"`
+	HLSConfiguration                struct {
+		TargetSegmentDurationSeconds int `json:"targetSegmentDurationSeconds"`
+	} `json:"hlsConfiguration"`
+	RecordParticipantReplicas bool `json:"recordParticipantReplicas"`
+}
+
+func (h *Handler) recordingOut(r ivs.AutoRecording) *wireRecording {
+	d := r.WithDefaults()
+	out := &wireRecording{StorageConfigurationARN: h.domain.StorageConfigurationARN(r),
+		MediaTypes: []string{string(d.MediaType)}, RecordingReconnectWindowSeconds: d.ReconnectWindowSeconds,
+		RecordParticipantReplicas: !d.SkipReplicas}
+	t := &out.ThumbnailConfiguration
+	t.TargetIntervalSeconds, t.RecordingMode, t.Storage = d.ThumbnailInterval, string(d.ThumbnailMode), []string{}
+	if d.ThumbnailSequential {
+		t.Storage = append(t.Storage, "SEQUENTIAL")
+	}
+	if d.ThumbnailLatest {
+		t.Storage = append(t.Storage, "LATEST")
+	}
+	out.HLSConfiguration.TargetSegmentDurationSeconds = d.TargetSegmentSeconds
+	return out
 }
 
 // stageSummaryOut is the model's StageSummary: no endpoints.
@@ -150,4 +187,21 @@ func publicKeyOut(k stage.PublicKeyView) wirePublicKey {
 
 func publicKeySummaryOut(k stage.PublicKeyView) wirePublicKey {
 	return wirePublicKey{ARN: k.ARN, Name: k.Name, Tags: k.Tags}
+}
+
+// wireStorageConfiguration is the model's StorageConfiguration, and its StorageConfigurationSummary (the
+// same members).
+type wireStorageConfiguration struct {
+	ARN  string `json:"arn"`
+	Name string `json:"name"`
+	S3   struct {
+		BucketName string `json:"bucketName"`
+	} `json:"s3"`
+	Tags map[string]string `json:"tags"`
+}
+
+func storageConfigurationOut(c stage.StorageConfigurationView) wireStorageConfiguration {
+	out := wireStorageConfiguration{ARN: c.ARN, Name: c.Name, Tags: c.Tags}
+	out.S3.BucketName = c.BucketName
+	return out
 }

@@ -54,6 +54,17 @@ type Config struct {
 	MaxPublicKeys          int
 	MaxPublishersPerStage  int
 	MaxSubscribersPerStage int
+	// MaxStorageConfigurations is the storage configuration quota (IVS's: 5); 0 is that default.
+	MaxStorageConfigurations int
+
+	// Where the buckets of storage configurations are (docs/DESIGN.md §7): with S3Endpoint "" they are
+	// directories <DataDir>/recordings/<bucketName>; otherwise buckets on that S3-compatible server, signed
+	// for S3Region with the S3 key or, without one, the standard AWS credentials chain.
+	S3Endpoint        string
+	S3Region          string
+	S3PathStyle       bool
+	S3AccessKeyID     string
+	S3SecretAccessKey string
 
 	// The HTTP listener's limits (one listener faces the internet with the API, WHIP, events and console).
 	// A zero timeout or header size is the Default* value below, so that a Config built in code is as
@@ -64,6 +75,12 @@ type Config struct {
 	HTTPIdleTimeout       time.Duration
 	HTTPMaxHeaderBytes    int
 	HTTPMaxConns          int // 0 is unlimited
+
+	// Several nodes on one PostgreSQL (docs/DESIGN.md §6.2). NodeID "" is the id kept in the data dir
+	// (made on first start); NodeURL "" is the listen address (see NodeBaseURL).
+	NodeID  string
+	NodeURL string
+	NodeTTL time.Duration
 
 	// Keys are extra API keys from the config file, possibly limited to actions.
 	Keys []api.Key
@@ -121,6 +138,9 @@ func Flags(fs *pflag.FlagSet) *Config {
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate file: serve HTTPS and WSS")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS private key file")
 	fs.DurationVar(&c.SessionEndGrace, "session-end-grace", 10*time.Second, "how long a stage session outlives its last participant")
+	fs.StringVar(&c.NodeID, "node-id", "", "PostgreSQL nodes: this node's id, lowercase letters, digits and '-' (default: made on first start and kept in the data dir)")
+	fs.StringVar(&c.NodeURL, "node-url", "", "PostgreSQL nodes: the URL the other nodes reach this node at, without a path (default http(s)://<listen address>, a wildcard host being this machine's first non-loopback IP)")
+	fs.DurationVar(&c.NodeTTL, "node-ttl", 10*time.Second, "PostgreSQL nodes: a node whose heartbeat is older than this is dead, and its stages move")
 	fs.DurationVar(&c.Retention, "retention", 30*24*time.Hour, "delete sessions, participants and events older than this")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
@@ -128,6 +148,12 @@ func Flags(fs *pflag.FlagSet) *Config {
 	fs.IntVar(&c.MaxPublicKeys, "max-public-keys", 3, "quota: imported public keys")
 	fs.IntVar(&c.MaxPublishersPerStage, "max-publishers-per-stage", 12, "quota: publishers per stage")
 	fs.IntVar(&c.MaxSubscribersPerStage, "max-subscribers-per-stage", 10000, "quota: subscribers (participants) per stage")
+	fs.IntVar(&c.MaxStorageConfigurations, "max-storage-configurations", 5, "quota: storage configurations")
+	fs.StringVar(&c.S3Endpoint, "s3-endpoint", "", "S3-compatible server (AWS S3, MinIO, Ceph, R2, versitygw) holding the buckets of storage configurations (default: each bucket is the directory <data-dir>/recordings/<bucket>)")
+	fs.StringVar(&c.S3Region, "s3-region", "", "region S3 requests are signed for (default: the AWS environment's, else us-east-1)")
+	fs.BoolVar(&c.S3PathStyle, "s3-path-style", false, "address buckets as <s3-endpoint>/<bucket> rather than <bucket>.<host> (most servers but AWS S3 need it)")
+	fs.StringVar(&c.S3AccessKeyID, "s3-access-key-id", "", "S3 access key id (default: the standard AWS credentials chain: environment, shared files, roles)")
+	fs.StringVar(&c.S3SecretAccessKey, "s3-secret-access-key", "", "S3 secret access key")
 	fs.DurationVar(&c.HTTPReadHeaderTimeout, "http-read-header-timeout", DefaultHTTPReadHeaderTimeout, "HTTP: time to read a request's headers (and the TLS handshake)")
 	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", DefaultHTTPReadTimeout, "HTTP: time to read a whole request, body included")
 	fs.DurationVar(&c.HTTPWriteTimeout, "http-write-timeout", DefaultHTTPWriteTimeout, "HTTP: time from a request's headers to the end of its response (WHIP negotiation takes up to 15s); the events socket is exempt")
@@ -228,6 +254,9 @@ func (c *Config) check() error {
 	if c.MaxStages < 1 || c.MaxPublicKeys < 0 || c.MaxPublishersPerStage < 1 || c.MaxSubscribersPerStage < 1 {
 		return errors.New("config: quotas must be positive")
 	}
+	if err := c.checkS3(); err != nil {
+		return err
+	}
 	if c.MediaPolicy != "ivs" && c.MediaPolicy != "open" {
 		return fmt.Errorf("config: --media-policy %q: want ivs or open", c.MediaPolicy)
 	}
@@ -245,6 +274,18 @@ func (c *Config) check() error {
 	}
 	if err := c.checkHTTP(); err != nil {
 		return err
+	}
+	if c.NodeID != "" && !ValidNodeID(c.NodeID) {
+		return fmt.Errorf("config: --node-id %q: use 1 to 32 lowercase letters, digits and '-', starting with a letter or digit", c.NodeID)
+	}
+	if c.NodeTTL < 0 || (c.NodeTTL > 0 && c.NodeTTL < 300*time.Millisecond) {
+		return errors.New("config: --node-ttl must be at least 300ms")
+	}
+	if c.NodeURL != "" {
+		u, err := url.Parse(c.NodeURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.TrimSuffix(u.Path, "/") != "" {
+			return fmt.Errorf("config: --node-url %q must be an http(s) URL without a path", c.NodeURL)
+		}
 	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
@@ -394,6 +435,52 @@ func redact(dsn string) string {
 	return u.Redacted()
 }
 
+// ValidNodeID reports whether s can be a node id: it appears in WHIP resource ids ("<node>.<random>") and in
+// the nodes' signature header, so it holds no '.', ';' or '='.
+func ValidNodeID(s string) bool {
+	if len(s) == 0 || len(s) > 32 || s[0] == '-' {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// NodeBaseURL is where the other nodes reach this one: --node-url, else the listen address, a wildcard host
+// being this machine's first non-loopback IPv4 address (127.0.0.1 if it has none).
+func (c *Config) NodeBaseURL() string {
+	if c.NodeURL != "" {
+		return strings.TrimSuffix(c.NodeURL, "/")
+	}
+	scheme := "http"
+	if c.TLSCert != "" {
+		scheme = "https"
+	}
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return scheme + "://" + c.Listen
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = firstIPv4()
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+func firstIPv4() string {
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+				return n.IP.String()
+			}
+		}
+	}
+	return "127.0.0.1"
+}
+
 // BaseURL is the public URL, defaulting to the listen address (a wildcard host becomes 127.0.0.1).
 func (c *Config) BaseURL() string {
 	if c.PublicURL != "" {
@@ -455,4 +542,25 @@ func (c *Config) Endpoints() (whip, events string) {
 	whip = base + "/whip"
 	events = "ws" + strings.TrimPrefix(base, "http") + "/events"
 	return whip, events
+}
+
+// checkS3 checks the --s3-* flags: an endpoint URL, and the rest only with one.
+func (c *Config) checkS3() error {
+	if c.MaxStorageConfigurations < 0 {
+		return errors.New("config: --max-storage-configurations must be positive")
+	}
+	if (c.S3AccessKeyID == "") != (c.S3SecretAccessKey == "") {
+		return errors.New("config: --s3-access-key-id and --s3-secret-access-key go together")
+	}
+	if c.S3Endpoint == "" {
+		if c.S3Region != "" || c.S3PathStyle || c.S3AccessKeyID != "" {
+			return errors.New("config: --s3-region, --s3-path-style and the S3 key need --s3-endpoint (without it, buckets are directories of the data dir)")
+		}
+		return nil
+	}
+	u, err := url.Parse(c.S3Endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("config: --s3-endpoint %q must be an http(s) URL", c.S3Endpoint)
+	}
+	return nil
 }

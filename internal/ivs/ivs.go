@@ -16,6 +16,8 @@ type (
 	SessionID     string // "st-" + 13 alphanumerics
 	ParticipantID string // 12 alphanumerics for server-made tokens, a self-signed token's jti as is
 	PublicKeyID   string // 12 alphanumerics, the last segment of a public key ARN
+	// StorageConfigurationID: 12 alphanumerics, the last segment of a storage configuration ARN.
+	StorageConfigurationID string
 )
 
 const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -46,6 +48,10 @@ func NewSessionID() SessionID         { return SessionID("st-" + randomAlnum(13)
 func NewParticipantID() ParticipantID { return ParticipantID(randomAlnum(12)) }
 func NewPublicKeyID() PublicKeyID     { return PublicKeyID(randomAlnum(12)) }
 
+func NewStorageConfigurationID() StorageConfigurationID {
+	return StorageConfigurationID(randomAlnum(12))
+}
+
 // Account is where ARNs live: one region and account per server.
 type Account struct {
 	Region string
@@ -60,12 +66,18 @@ func (a Account) PublicKeyARN(id PublicKeyID) string {
 	return "arn:aws:ivs:" + a.Region + ":" + a.ID + ":public-key/" + string(id)
 }
 
+func (a Account) StorageConfigurationARN(id StorageConfigurationID) string {
+	return "arn:aws:ivs:" + a.Region + ":" + a.ID + ":storage-configuration/" + string(id)
+}
+
 // ResourceType is the ARN resource type segment.
 type ResourceType string
 
 const (
 	ResourceStage     ResourceType = "stage"
 	ResourcePublicKey ResourceType = "public-key"
+
+	ResourceStorageConfiguration ResourceType = "storage-configuration"
 )
 
 // ParseARN splits an IVS ARN of this account: arn:aws:ivs:<region>:<account>:<type>/<id>, with region
@@ -124,6 +136,15 @@ func (a Account) PublicKeyIDFromARN(arn string) (PublicKeyID, bool) {
 	return PublicKeyID(id), true
 }
 
+// StorageConfigurationIDFromARN returns the id of a storage-configuration ARN of this account.
+func (a Account) StorageConfigurationIDFromARN(arn string) (StorageConfigurationID, bool) {
+	typ, id, ok := a.ParseARN(arn)
+	if !ok || typ != ResourceStorageConfiguration {
+		return "", false
+	}
+	return StorageConfigurationID(id), true
+}
+
 // LastSegment returns what follows the last '/' of an ARN.
 func LastSegment(arn string) string { return arn[strings.LastIndexByte(arn, '/')+1:] }
 
@@ -133,6 +154,9 @@ type Stage struct {
 	Name            string
 	ActiveSessionID SessionID // empty when no session is active
 	CreatedAt       time.Time
+	// Recording is the stage's autoParticipantRecordingConfiguration; its zero value is the model's
+	// defaults with no storage configuration (not recording).
+	Recording AutoRecording
 }
 
 // Session is a stage session: from the first join to the end of the grace window after the last leave.
@@ -235,4 +259,79 @@ type PublicKey struct {
 	Material    string // PEM as imported
 	Fingerprint string
 	CreatedAt   time.Time
+}
+
+// StorageConfiguration is where recordings go (model shape StorageConfiguration): an S3 bucket by name, which
+// openstage keeps as a directory of its data dir or on an S3-compatible server. Tags are kept with the ARN.
+type StorageConfiguration struct {
+	ID         StorageConfigurationID
+	Name       string
+	BucketName string // s3.bucketName
+	CreatedAt  time.Time
+}
+
+// RecordingMediaType is the model's ParticipantRecordingMediaType enum.
+type RecordingMediaType string
+
+const (
+	MediaAudioVideo RecordingMediaType = "AUDIO_VIDEO"
+	MediaAudioOnly  RecordingMediaType = "AUDIO_ONLY"
+	MediaNone       RecordingMediaType = "NONE"
+)
+
+// ThumbnailMode is the model's ThumbnailRecordingMode enum.
+type ThumbnailMode string
+
+const (
+	ThumbnailsInterval ThumbnailMode = "INTERVAL"
+	ThumbnailsDisabled ThumbnailMode = "DISABLED"
+)
+
+// The model's documented defaults of AutoParticipantRecordingConfiguration and its members.
+const (
+	DefaultRecordingMediaType       = MediaAudioVideo
+	DefaultThumbnailMode            = ThumbnailsDisabled
+	DefaultThumbnailIntervalSeconds = 60
+	DefaultTargetSegmentSeconds     = 6
+)
+
+// AutoRecording is a stage's individual participant recording configuration (model shape
+// AutoParticipantRecordingConfiguration). Its zero value is the model's defaults: every field's zero means
+// "the default", which is why replicas are recorded unless SkipReplicas (recordParticipantReplicas, default
+// true) and why no thumbnail storage named means SEQUENTIAL. Stores keep it as JSON, the storage
+// configuration aside in a column of its own (stages are looked up by it).
+type AutoRecording struct {
+	// StorageConfigurationID names the storage configuration; "" is not recording.
+	StorageConfigurationID StorageConfigurationID `json:"-"`
+	MediaType              RecordingMediaType     `json:"mediaType,omitempty"`                // "" = AUDIO_VIDEO
+	ThumbnailMode          ThumbnailMode          `json:"thumbnailMode,omitempty"`            // "" = DISABLED
+	ThumbnailInterval      int                    `json:"thumbnailIntervalSeconds,omitempty"` // 0 = 60 s
+	ThumbnailSequential    bool                   `json:"thumbnailSequential,omitempty"`
+	ThumbnailLatest        bool                   `json:"thumbnailLatest,omitempty"`
+	ReconnectWindowSeconds int                    `json:"reconnectWindowSeconds,omitempty"`
+	TargetSegmentSeconds   int                    `json:"targetSegmentSeconds,omitempty"` // 0 = 6 s
+	SkipReplicas           bool                   `json:"skipReplicas,omitempty"`
+}
+
+// Enabled reports whether the stage records its publishers.
+func (r AutoRecording) Enabled() bool { return r.StorageConfigurationID != "" }
+
+// WithDefaults returns r with every defaulted field spelled out, as the API shows it.
+func (r AutoRecording) WithDefaults() AutoRecording {
+	if r.MediaType == "" {
+		r.MediaType = DefaultRecordingMediaType
+	}
+	if r.ThumbnailMode == "" {
+		r.ThumbnailMode = DefaultThumbnailMode
+	}
+	if r.ThumbnailInterval == 0 {
+		r.ThumbnailInterval = DefaultThumbnailIntervalSeconds
+	}
+	if !r.ThumbnailSequential && !r.ThumbnailLatest {
+		r.ThumbnailSequential = true
+	}
+	if r.TargetSegmentSeconds == 0 {
+		r.TargetSegmentSeconds = DefaultTargetSegmentSeconds
+	}
+	return r
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/openstage/openstage/internal/awserr"
+	"github.com/openstage/openstage/internal/cluster"
 	"github.com/openstage/openstage/internal/media"
 	"github.com/openstage/openstage/internal/token"
 )
@@ -79,6 +80,8 @@ type Sources struct {
 	Stages func() int
 	// ParticipantCache, when the store has one (readcache), returns its hits and misses.
 	ParticipantCache func() (hits, misses uint64)
+	// Cluster, on a node sharing PostgreSQL with others, reads its cluster counters.
+	Cluster func() cluster.Stats
 }
 
 // New registers every collector.
@@ -163,6 +166,24 @@ func New(src Sources) *Metrics {
 				Help: "GetParticipant reads that went to the store."},
 				func() float64 { _, m := src.ParticipantCache(); return float64(m) }),
 		)
+	}
+	if src.Cluster != nil {
+		cf := func(name, help string, f func(cluster.Stats) uint64) prometheus.Collector {
+			return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f(src.Cluster())) })
+		}
+		reg.MustRegister(
+			cf("openstage_cluster_heartbeats_total", "Heartbeats this node wrote to the registry.", func(s cluster.Stats) uint64 { return s.Heartbeats }),
+			cf("openstage_cluster_heartbeat_failures_total", "Heartbeats that failed.", func(s cluster.Stats) uint64 { return s.HeartbeatFailures }),
+			cf("openstage_cluster_takeovers_total", "Stages this node claimed (no live owner, or a dead one).", func(s cluster.Stats) uint64 { return s.Takeovers }),
+			cf("openstage_cluster_fences_total", "Times this node gave up its stages for lack of heartbeats.", func(s cluster.Stats) uint64 { return s.Fences }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "openstage_cluster_owned_stages", Help: "Stages whose lease this node holds."},
+				func() float64 { return float64(src.Cluster().Owned) }),
+		)
+		for _, r := range cluster.Routes() {
+			reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "openstage_cluster_forwarded_requests_total",
+				Help: "Client requests this node forwarded to a stage's owner, by route.", ConstLabels: prometheus.Labels{"route": r}},
+				func() float64 { return float64(src.Cluster().Forwarded[r]) }))
+		}
 	}
 	return m
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/openstage/openstage/internal/api"
 	"github.com/openstage/openstage/internal/clientinfo"
 	"github.com/openstage/openstage/internal/clock"
+	"github.com/openstage/openstage/internal/cluster"
 	"github.com/openstage/openstage/internal/config"
 	"github.com/openstage/openstage/internal/console"
 	"github.com/openstage/openstage/internal/events"
@@ -36,6 +37,7 @@ import (
 	"github.com/openstage/openstage/internal/media"
 	"github.com/openstage/openstage/internal/media/policy"
 	"github.com/openstage/openstage/internal/metrics"
+	"github.com/openstage/openstage/internal/recording/bucket"
 	"github.com/openstage/openstage/internal/stage"
 	"github.com/openstage/openstage/internal/store"
 	"github.com/openstage/openstage/internal/store/postgres"
@@ -57,10 +59,12 @@ type Server struct {
 	events  *events.Handler
 	clients *clientinfo.Resolver
 	metrics *metrics.Metrics
+	cluster *cluster.Cluster // nil on one node (SQLite)
 	// RootKey is the API key that may do everything (configured or generated).
 	RootKey   api.Key
 	generated bool
 	ln        net.Listener
+	buckets   bucket.Store // where storage configurations' buckets are (docs/DESIGN.md §7)
 }
 
 // New opens the store and builds the server. It repairs what an earlier crash left behind before it
@@ -101,6 +105,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		_ = ln.Close()
 		return nil, err
 	}
+	buckets, err := openBuckets(ctx, cfg)
+	if err != nil {
+		_ = st.Close()
+		_ = ln.Close()
+		return nil, fmt.Errorf("server: recordings: %w", err)
+	}
 	whip, eventsURL := cfg.Endpoints()
 	domain := stage.New(stage.Config{
 		Account:         ivs.Account{Region: cfg.Region, ID: cfg.AccountID},
@@ -108,12 +118,18 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		EventsURL:       eventsURL,
 		SessionEndGrace: cfg.SessionEndGrace,
 		Quotas: stage.Quotas{Stages: cfg.MaxStages, PublicKeys: cfg.MaxPublicKeys,
-			PublishersPerStage: cfg.MaxPublishersPerStage, SubscribersPerStage: cfg.MaxSubscribersPerStage},
+			PublishersPerStage: cfg.MaxPublishersPerStage, SubscribersPerStage: cfg.MaxSubscribersPerStage,
+			StorageConfigurations: cfg.MaxStorageConfigurations},
+		Buckets: buckets,
 	}, st, clock.Real{}, signer, log)
-	if err := domain.Recover(ctx); err != nil {
-		_ = st.Close()
-		_ = ln.Close()
-		return nil, fmt.Errorf("server: crash recovery: %w", err)
+	// On one node, crash recovery ends whatever the store shows open. Nodes sharing PostgreSQL recover in
+	// the cluster's start (below): only their own stages and dead nodes'.
+	if !cfg.Postgres() {
+		if err := domain.Recover(ctx); err != nil {
+			_ = st.Close()
+			_ = ln.Close()
+			return nil, fmt.Errorf("server: crash recovery: %w", err)
+		}
 	}
 	// Pagination tokens are signed with a key derived from the token signing key, so every node that
 	// shares that key also accepts the others' nextTokens.
@@ -127,14 +143,79 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	m := hmac.New(sha256.New, bytes.TrimLeft(scalar, "\x00"))
 	m.Write([]byte("openstage pagination tokens v1"))
 	s := &Server{cfg: cfg, log: log, store: st, domain: domain, RootKey: root, generated: generated, ln: ln}
+	s.buckets = buckets
+	if cfg.Postgres() {
+		if err := s.joinCluster(ctx); err != nil {
+			_ = s.close(context.Background())
+			return nil, err
+		}
+	}
 	if err := s.mediaPlane(whip); err != nil {
 		_ = s.close(context.Background())
 		return nil, err
+	}
+	if s.cluster != nil {
+		s.cluster.SetMediaAddr(s.sfu.Addr().String())
+		if err := s.cluster.Start(ctx); err != nil {
+			_ = s.close(context.Background())
+			return nil, err
+		}
 	}
 	h := api.New(api.Config{Domain: domain, Keys: keys, Regions: []string{cfg.Region}, PageKey: m.Sum(nil), Log: log,
 		Observe: s.metrics.ObserveAPI})
 	s.handler = s.routes(h)
 	return s, nil
+}
+
+// nodeIDFile keeps a node's id between starts, so that a restarted node knows its own stages.
+const nodeIDFile = "node-id"
+
+// joinCluster makes this node one of the nodes sharing the PostgreSQL store (docs/DESIGN.md §6.2); Start,
+// once the media plane exists, registers it and recovers.
+func (s *Server) joinCluster(ctx context.Context) error {
+	cs, ok := s.store.(cluster.Store)
+	if !ok {
+		return errors.New("server: this store cannot be shared by nodes")
+	}
+	id, err := nodeID(s.cfg)
+	if err != nil {
+		return err
+	}
+	ttl := s.cfg.NodeTTL
+	if ttl == 0 {
+		ttl = 10 * time.Second // the flag's default, for a Config built in code
+	}
+	s.cluster, err = cluster.New(ctx, cluster.Config{Store: cs, Domain: s.domain, TTL: ttl, Log: s.log,
+		Self: store.Node{ID: id, URL: s.cfg.NodeBaseURL(), PublicURL: s.cfg.BaseURL(), MediaAddr: s.cfg.UDPAddr(), StartedAt: time.Now()}})
+	if err != nil {
+		return err
+	}
+	s.domain.SetPlacement(s.cluster)
+	return nil
+}
+
+// nodeID is --node-id, or the id kept in the data dir (made on first start).
+func nodeID(cfg *config.Config) (store.NodeID, error) {
+	if cfg.NodeID != "" {
+		return store.NodeID(cfg.NodeID), nil
+	}
+	path := filepath.Join(cfg.DataDir, nodeIDFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		id := strings.TrimSpace(string(b))
+		if !config.ValidNodeID(id) {
+			return "", fmt.Errorf("server: %s holds no valid node id; delete it to make a new one", path)
+		}
+		return store.NodeID(id), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	id := strings.ToLower(randomUpper(12)) // [a-z2-7]: a valid node id
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("server: keep the node id: %w", err)
+	}
+	return store.NodeID(id), nil
 }
 
 // openStore opens the store --database names: PostgreSQL for a postgres:// URL (config accepts nothing
@@ -230,9 +311,16 @@ func (s *Server) mediaPlane(whipURL string) error {
 	if c, ok := s.store.(*readcache.Store); ok {
 		src.ParticipantCache = c.Stats
 	}
+	if s.cluster != nil {
+		src.Cluster = s.cluster.Stats
+	}
 	s.metrics = metrics.New(src)
+	var node string
+	if s.cluster != nil {
+		node = string(s.cluster.Self())
+	}
 	s.whip, err = whip.New(whip.Config{Domain: s.domain, WHIPURL: whipURL, ClientInfo: s.clients.FromRequest,
-		OnRejected: s.metrics.Rejected("whip"), Log: s.log})
+		OnRejected: s.metrics.Rejected("whip"), Log: s.log, Node: node})
 	if err != nil {
 		return err
 	}
@@ -263,8 +351,23 @@ func (s *Server) routes(api http.Handler) http.Handler {
 	mux.Handle(s.whip.Base(), whipRoutes)
 	mux.Handle(s.whip.Base()+"/", whipRoutes)
 	mux.HandleFunc("POST /{$}", s.whip.Redirect)
-	events := adm.Handler(longLived(s.events, s.log), admission.HandlerOptions{Name: "events", Code: "TOO_MANY_REQUESTS",
+	events := adm.Handler(s.events, admission.HandlerOptions{Name: "events", Code: "TOO_MANY_REQUESTS",
 		OnRefused: func() { eventsRejected("throttled") }})
+	if s.cluster != nil {
+		// Any node is a front door: what belongs to a stage another node owns is forwarded there, before
+		// admission, which the owner applies with the client's own address.
+		base := s.whip.Base()
+		publish := s.cluster.FrontDoor(cluster.RouteWHIP, whipRoutes)
+		for _, p := range []string{"POST " + base, "POST " + base + "/publish/{participantId}", "POST " + base + "/subscribe/{publisherId}"} {
+			mux.Handle(p, publish)
+		}
+		resource := s.cluster.FrontDoor(cluster.RouteResource, whipRoutes)
+		mux.Handle(base+"/session/{id}", resource)
+		mux.Handle(base+"/session/{id}/{rest...}", resource)
+		events = s.cluster.FrontDoor(cluster.RouteEvents, events)
+		mux.Handle("POST "+cluster.InternalPrefix, s.cluster.Handler())
+	}
+	events = longLived(events, s.log)
 	mux.Handle("GET /events", events)
 	mux.Handle("GET /events/{stageId}", events)
 	mux.Handle("GET /metrics", s.metrics.Handler())
@@ -420,6 +523,11 @@ func (s *Server) Run(ctx context.Context, out io.Writer, ready func(addr net.Add
 // with SERVER_SHUTDOWN), then the transports and the SFU release what is left, then the store closes.
 func (s *Server) close(ctx context.Context) error {
 	errs := []error{s.domain.Shutdown(ctx)}
+	if s.cluster != nil {
+		// This node's stages have ended: leaving frees them at once for the other nodes.
+		s.cluster.Close()
+		errs = append(errs, s.cluster.Leave(ctx))
+	}
 	if s.events != nil {
 		s.events.Close()
 	}
@@ -432,7 +540,7 @@ func (s *Server) close(ctx context.Context) error {
 	if s.clients != nil {
 		errs = append(errs, s.clients.Close())
 	}
-	errs = append(errs, s.store.Close())
+	errs = append(errs, s.store.Close(), s.buckets.Close())
 	_ = s.ln.Close() // already closed by http.Server.Shutdown when serving
 	return errors.Join(errs...)
 }

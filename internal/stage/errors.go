@@ -71,3 +71,7 @@ type OfferError struct {
 
 func (e *OfferError) Error() string { return e.Code + ": " + e.Message }
 func (e *OfferError) Kind() Kind    { return KindInvalid }
+
+// NewKindError makes an error of kind k with message msg: for a transport that carries a domain error from
+// another node (internal/cluster), so that the kind survives the hop and the API answers as the owner did.
+func NewKindError(k Kind, msg string) error { return newError(k, msg) }

@@ -495,6 +495,15 @@ func (s *Service) DisconnectParticipant(ctx context.Context, stageARN string, pi
 	if err != nil {
 		return err
 	}
+	// Where the participant's connections are: on another node, it is that node that disconnects it.
+	peer, release, err := s.place(ctx, id)
+	if err != nil {
+		return notFound(err, ErrStageNotFound, stageARN)
+	}
+	defer release()
+	if peer != nil {
+		return peer.DisconnectParticipant(ctx, stageARN, pid, reason)
+	}
 	ls, err := s.lockLive(id)
 	if err != nil {
 		return err

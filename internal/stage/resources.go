@@ -51,6 +51,11 @@ type StageView struct {
 
 // CreateStage makes a stage and, in the same call, its tokens (at most 12, as the model says).
 func (s *Service) CreateStage(ctx context.Context, name string, tags map[string]string, specs []TokenSpec) (StageView, []ParticipantToken, error) {
+	return s.CreateStageWith(ctx, name, tags, specs, nil)
+}
+
+// CreateStageWith is CreateStage with an autoParticipantRecordingConfiguration (nil: not recording).
+func (s *Service) CreateStageWith(ctx context.Context, name string, tags map[string]string, specs []TokenSpec, rec *RecordingSpec) (StageView, []ParticipantToken, error) {
 	for i, sp := range specs {
 		if err := checkAttributes(fmt.Sprintf("participantTokenConfigurations[%d].attributes", i), sp.Attributes); err != nil {
 			return StageView{}, nil, err
@@ -65,6 +70,11 @@ func (s *Service) CreateStage(ctx context.Context, name string, tags map[string]
 		}
 		if n >= s.cfg.Quotas.Stages {
 			return fmt.Errorf("%w: the quota of %d stages is reached", ErrQuotaExceeded, s.cfg.Quotas.Stages)
+		}
+		if rec != nil {
+			if st.Recording, err = s.useStorageConfiguration(ctx, tx, *rec); err != nil {
+				return err
+			}
 		}
 		if err := tx.InsertStage(ctx, st); err != nil {
 			return err
@@ -119,6 +129,13 @@ func (s *Service) view(ctx context.Context, st ivs.Stage) (StageView, error) {
 
 // UpdateStage renames a stage (name is nil when the request leaves it unchanged).
 func (s *Service) UpdateStage(ctx context.Context, arn string, name *string) (StageView, error) {
+	return s.UpdateStageWith(ctx, arn, name, nil)
+}
+
+// UpdateStageWith is UpdateStage that may also replace the stage's autoParticipantRecordingConfiguration
+// (rec nil leaves it unchanged). The model says it "cannot be updated while recording is active"; no
+// participant's recordingState is ever ACTIVE until the recorder exists, so there is nothing to refuse yet.
+func (s *Service) UpdateStageWith(ctx context.Context, arn string, name *string, rec *RecordingSpec) (StageView, error) {
 	id, err := s.stageID(arn)
 	if err != nil {
 		return StageView{}, err
@@ -131,6 +148,11 @@ func (s *Service) UpdateStage(ctx context.Context, arn string, name *string) (St
 		}
 		if name != nil {
 			st.Name = *name
+		}
+		if rec != nil {
+			if st.Recording, err = s.useStorageConfiguration(ctx, tx, *rec); err != nil {
+				return err
+			}
 		}
 		return tx.UpdateStage(ctx, st)
 	})
@@ -165,6 +187,15 @@ func (s *Service) DeleteStage(ctx context.Context, arn string) error {
 	}
 	if _, err := s.store.GetStage(ctx, id); err != nil {
 		return notFound(err, ErrStageNotFound, arn)
+	}
+	// A stage live on another node is deleted there, where its participants can be told and disconnected.
+	peer, release, err := s.place(ctx, id)
+	if err != nil {
+		return notFound(err, ErrStageNotFound, arn)
+	}
+	defer release()
+	if peer != nil {
+		return peer.DeleteStage(ctx, arn)
 	}
 	// The deletion happens under the stage's live lock, so nobody can join between the eviction and it.
 	return s.evictStage(ctx, id, CloseStageDeleted, func() error {
@@ -447,7 +478,7 @@ func (s *Service) VerificationKey(ctx context.Context, kid string) (*ecdsa.Publi
 
 var _ token.KeyLookup = (*Service)(nil)
 
-// Tags. openstage's taggable resources are its stages and public keys.
+// Tags. openstage's taggable resources are its stages, public keys and storage configurations.
 
 func (s *Service) resourceExists(ctx context.Context, r store.Reader, arn string) error {
 	typ, id, ok := s.cfg.Account.ParseARN(arn)
@@ -458,6 +489,8 @@ func (s *Service) resourceExists(ctx context.Context, r store.Reader, arn string
 			_, err = r.GetStage(ctx, ivs.StageID(id))
 		case ivs.ResourcePublicKey:
 			_, err = r.GetPublicKey(ctx, ivs.PublicKeyID(id))
+		case ivs.ResourceStorageConfiguration:
+			_, err = r.GetStorageConfiguration(ctx, ivs.StorageConfigurationID(id))
 		default:
 			err = store.ErrNotFound
 		}

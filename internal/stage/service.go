@@ -24,10 +24,14 @@ type Quotas struct {
 	PublicKeys          int
 	PublishersPerStage  int
 	SubscribersPerStage int // also the cap on participants connected to one stage
+	// StorageConfigurations per server (region); 0 takes the default, so that Quotas written before this
+	// field existed keep meaning what they did.
+	StorageConfigurations int
 }
 
 // DefaultQuotas are IVS's.
-var DefaultQuotas = Quotas{Stages: 1000, PublicKeys: 3, PublishersPerStage: 12, SubscribersPerStage: 10000}
+var DefaultQuotas = Quotas{Stages: 1000, PublicKeys: 3, PublishersPerStage: 12, SubscribersPerStage: 10000,
+	StorageConfigurations: 5}
 
 // Config is what the domain needs to know about its deployment.
 type Config struct {
@@ -37,6 +41,8 @@ type Config struct {
 	// SessionEndGrace is how long a session outlives its last participant, so a reconnect stays in it.
 	SessionEndGrace time.Duration
 	Quotas          Quotas
+	// Buckets checks the buckets of new storage configurations; nil refuses storage configurations.
+	Buckets Buckets
 }
 
 // Service is the stage domain.
@@ -57,6 +63,8 @@ type Service struct {
 	closing  sync.WaitGroup // media closes the domain started (spawn)
 	media    MediaPlane     // nil until SetMedia
 	offers   OfferPolicy
+	// placement: where stages' live state is when nodes share the store (nil: here). Guarded by mu.
+	placement Placement
 
 	keyMu    sync.Mutex
 	keyCache map[string]*ecdsa.PublicKey // public key ARN -> parsed key
@@ -72,6 +80,9 @@ func New(cfg Config, st store.Store, clk clock.Clock, signer *token.Signer, log 
 	}
 	if cfg.Quotas == (Quotas{}) {
 		cfg.Quotas = DefaultQuotas
+	}
+	if cfg.Quotas.StorageConfigurations == 0 {
+		cfg.Quotas.StorageConfigurations = DefaultQuotas.StorageConfigurations
 	}
 	s := &Service{
 		cfg: cfg, store: st, clock: clk, signer: signer, log: log,

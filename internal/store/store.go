@@ -70,14 +70,23 @@ type Reader interface {
 
 	// Revoked reports whether DisconnectParticipant barred this participant id on this stage.
 	Revoked(ctx context.Context, stage ivs.StageID, id ivs.ParticipantID) (bool, error)
+
+	GetStorageConfiguration(ctx context.Context, id ivs.StorageConfigurationID) (ivs.StorageConfiguration, error)
+	// ListStorageConfigurations pages storage configurations by creation (Cursor Time=creation, ID).
+	ListStorageConfigurations(ctx context.Context, p Page) ([]ivs.StorageConfiguration, error)
+	CountStorageConfigurations(ctx context.Context) (int, error)
+	// StagesUsingStorageConfiguration returns at most limit stages (all when limit <= 0) whose recording
+	// configuration names the storage configuration, in id order: what DeleteStorageConfiguration refuses on.
+	StagesUsingStorageConfiguration(ctx context.Context, id ivs.StorageConfigurationID, limit int) ([]ivs.StageID, error)
 }
 
 // Tx is one read-write transaction: all its writes land together or not at all.
 //
 // Decisions a transaction takes on what it read hold against every other writer, in this process or in
 // another node on the same database: LockStage serialises the transactions on one stage, and CountStages,
-// CountPublicKeys, ListPublicKeys and Tags read through a Tx wait for the other transactions that made the
-// same read to end, so that a quota or a limit checked before an insert is not exceeded by a concurrent one.
+// CountPublicKeys, ListPublicKeys, CountStorageConfigurations and Tags read through a Tx wait for the other
+// transactions that made the same read to end, so that a quota or a limit checked before an insert is not
+// exceeded by a concurrent one.
 // (SQLite gets all of this by running one write transaction at a time; PostgreSQL by row and advisory locks.)
 type Tx interface {
 	Reader
@@ -86,7 +95,8 @@ type Tx interface {
 	// that decisions taken on it (start a session, count publishers) are serialised per stage.
 	LockStage(ctx context.Context, id ivs.StageID) (ivs.Stage, error)
 	InsertStage(ctx context.Context, s ivs.Stage) error // ErrExists
-	// UpdateStage writes Name and ActiveSessionID; CreatedAt is the stage's list position and never changes.
+	// UpdateStage writes Name, ActiveSessionID and Recording; CreatedAt is the stage's list position and
+	// never changes.
 	UpdateStage(ctx context.Context, s ivs.Stage) error // ErrNotFound
 	// DeleteStage removes the stage with its sessions, participants, events and revocations (ErrNotFound).
 	DeleteStage(ctx context.Context, id ivs.StageID) error
@@ -110,6 +120,13 @@ type Tx interface {
 	DeleteTags(ctx context.Context, arn string) error
 
 	Revoke(ctx context.Context, stage ivs.StageID, id ivs.ParticipantID) error
+
+	InsertStorageConfiguration(ctx context.Context, c ivs.StorageConfiguration) error    // ErrExists
+	DeleteStorageConfiguration(ctx context.Context, id ivs.StorageConfigurationID) error // ErrNotFound
+	// LockStorageConfiguration reads a storage configuration and holds it until the transaction ends
+	// against a concurrent delete (ErrNotFound when there is none): a stage that starts naming it in this
+	// transaction and a DeleteStorageConfiguration that checks no stage names it are serialised.
+	LockStorageConfiguration(ctx context.Context, id ivs.StorageConfigurationID) (ivs.StorageConfiguration, error)
 }
 
 // Store is a durable store. Update runs fn in a transaction and commits when fn returns nil; a commit that

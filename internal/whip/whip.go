@@ -37,6 +37,10 @@ type Config struct {
 	// OnRejected counts refused tokens by reason (metrics).
 	OnRejected func(reason string)
 	Log        *slog.Logger
+	// Node, when several nodes share the store, is this node's id: session resource ids begin with it and a
+	// dot ("<node>.<random>"), so that any node receiving a request for the resource knows where it lives
+	// (internal/cluster forwards it there).
+	Node string
 }
 
 // Handler serves the WHIP endpoints. Mount it at the path of WHIPURL (e.g. "/whip") and at "POST /".
@@ -251,7 +255,11 @@ func newSessionID() string {
 // newResource makes a resource and the domain request for it: the resource is forgotten when its session
 // ends, however it ends.
 func (h *Handler) newResource(r *http.Request, claims token.Claims, offer string) (*resource, stage.MediaRequest) {
-	res := &resource{id: newSessionID(), secret: newSessionID(), tokenHash: sha256.Sum256([]byte(bearer(r))), claims: claims}
+	id := newSessionID()
+	if h.cfg.Node != "" {
+		id = h.cfg.Node + "." + id
+	}
+	res := &resource{id: id, secret: newSessionID(), tokenHash: sha256.Sum256([]byte(bearer(r))), claims: claims}
 	return res, stage.MediaRequest{Claims: claims, Client: h.clientInfo(r), Offer: offer, OnEnd: func() { h.remove(res.id) }}
 }
 

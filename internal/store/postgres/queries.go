@@ -7,7 +7,7 @@ import "strconv"
 // rather than one built per call).
 
 const (
-	stageCols       = `id, name, active_session_id, created_at`
+	stageCols       = `id, name, active_session_id, created_at, recording_storage_configuration_id, recording`
 	sessionCols     = `stage_id, id, start_time, end_time`
 	participantCols = `stage_id, session_id, id, user_id, state, first_join_time, attributes, published,
 		isp_name, os_name, os_version, browser_name, browser_version, sdk_version, protocol`
@@ -22,8 +22,8 @@ const (
 	qListStagesFirst  = `SELECT ` + stageCols + ` FROM stages ORDER BY created_at, id LIMIT $1`
 	qListStagesAfter  = `SELECT ` + stageCols + ` FROM stages WHERE (created_at, id) > ($1, $2) ORDER BY created_at, id LIMIT $3`
 	qCountStages      = `SELECT COUNT(*) FROM stages`
-	qInsertStage      = `INSERT INTO stages (` + stageCols + `) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`
-	qUpdateStage      = `UPDATE stages SET name = $1, active_session_id = $2 WHERE id = $3` // created_at never changes
+	qInsertStage      = `INSERT INTO stages (` + stageCols + `) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`
+	qUpdateStage      = `UPDATE stages SET name = $1, active_session_id = $2, recording_storage_configuration_id = $3, recording = $4 WHERE id = $5` // created_at never changes
 	qDeleteStage      = `DELETE FROM stages WHERE id = $1`
 	qDeleteStageSess  = `DELETE FROM sessions WHERE stage_id = $1`
 	qDeleteStageParts = `DELETE FROM participants WHERE stage_id = $1`

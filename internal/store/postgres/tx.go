@@ -94,7 +94,11 @@ func (t *tx) InsertStage(ctx context.Context, s ivs.Stage) error {
 	if err != nil {
 		return err
 	}
-	n, err := t.exec(ctx, qInsertStage, string(s.ID), s.Name, string(s.ActiveSessionID), created)
+	recID, recDoc, err := store.EncodeRecording(s.Recording)
+	if err != nil {
+		return err
+	}
+	n, err := t.exec(ctx, qInsertStage, string(s.ID), s.Name, string(s.ActiveSessionID), created, recID, recDoc)
 	if err != nil {
 		return fmt.Errorf("postgres: insert stage %s: %w", s.ID, err)
 	}
@@ -105,7 +109,11 @@ func (t *tx) InsertStage(ctx context.Context, s ivs.Stage) error {
 }
 
 func (t *tx) UpdateStage(ctx context.Context, s ivs.Stage) error {
-	n, err := t.exec(ctx, qUpdateStage, s.Name, string(s.ActiveSessionID), string(s.ID))
+	recID, recDoc, err := store.EncodeRecording(s.Recording)
+	if err != nil {
+		return err
+	}
+	n, err := t.exec(ctx, qUpdateStage, s.Name, string(s.ActiveSessionID), recID, recDoc, string(s.ID))
 	if err != nil {
 		return fmt.Errorf("postgres: update stage %s: %w", s.ID, err)
 	}
@@ -123,7 +131,7 @@ func (t *tx) DeleteStage(ctx context.Context, id ivs.StageID) error {
 	if n == 0 {
 		return fmt.Errorf("postgres: delete stage %s: %w", id, store.ErrNotFound)
 	}
-	for _, q := range []string{qDeleteStageEvs, qDeleteStageSeqs, qDeleteStageParts, qDeleteStageSess, qDeleteStageRevs} {
+	for _, q := range []string{qDeleteStageEvs, qDeleteStageSeqs, qDeleteStageParts, qDeleteStageSess, qDeleteStageRevs, qDeleteStageOwner} {
 		if _, err := t.exec(ctx, q, string(id)); err != nil {
 			return fmt.Errorf("postgres: delete stage %s: %w", id, err)
 		}

@@ -12,7 +12,8 @@ import (
 func TestListPlansUseIndexOrder(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "plan.db"))
 	lists := []stmtID{qListStagesFirst, qListStagesAfter, qListSessionsFirst, qListSessionsAfter, qListEvents,
-		qListPublicKeysFirst, qListPublicKeysAfter}
+		qListPublicKeysFirst, qListPublicKeysAfter, qListStorageConfigurationsFirst, qListStorageConfigurationsAfter,
+		qStagesUsingStorageConfiguration}
 	for id := qListParticipants; id < qListParticipants+8; id++ {
 		lists = append(lists, id)
 	}

@@ -35,6 +35,11 @@ const (
 	qTags
 	qRevoked
 	qSecret
+	qGetStorageConfiguration
+	qListStorageConfigurationsFirst
+	qListStorageConfigurationsAfter
+	qCountStorageConfigurations
+	qStagesUsingStorageConfiguration
 
 	// Writes: prepared on the writer pool only.
 	qInsertStage
@@ -64,6 +69,8 @@ const (
 	qReleaseSavepoint
 	qRollbackToSavepoint
 	qDataVersion
+	qInsertStorageConfiguration
+	qDeleteStorageConfiguration
 
 	numStmts
 	firstWrite = qInsertStage
@@ -82,12 +89,14 @@ const (
 // planner takes the bound limit into account: a sixth of a page's cost, profiled. The orders are those of
 // the indexes, so no plan sorts (TestListPlansUseIndexOrder).
 const (
-	stageCols       = `id, name, active_session_id, created_at`
+	stageCols       = `id, name, active_session_id, created_at, recording_storage_configuration_id, recording`
 	sessionCols     = `stage_id, id, start_time, end_time`
 	participantCols = `stage_id, session_id, id, user_id, state, first_join_time, attributes, published,
 		isp_name, os_name, os_version, browser_name, browser_version, sdk_version, protocol`
 	eventCols = `stage_id, session_id, participant_id, seq, name, time, remote_participant_id, error_code`
 	keyCols   = `id, name, material, fingerprint, created_at`
+	// Storage configurations.
+	storageCols = `id, name, bucket_name, created_at`
 )
 
 var stmtSQL [numStmts]string
@@ -133,9 +142,10 @@ func init() {
 	q[qRevoked] = `SELECT EXISTS (SELECT 1 FROM revocations WHERE stage_id = ? AND participant_id = ?)`
 	q[qSecret] = `SELECT value FROM secrets WHERE name = ?`
 
-	q[qInsertStage] = `INSERT INTO stages (` + stageCols + `) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	q[qInsertStage] = `INSERT INTO stages (` + stageCols + `) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
 	// The creation time is immutable: it is the stage's position in ListStages.
-	q[qUpdateStage] = `UPDATE stages SET name = ?, active_session_id = ? WHERE id = ?`
+	q[qUpdateStage] = `UPDATE stages SET name = ?, active_session_id = ?, recording_storage_configuration_id = ?, recording = ?
+		WHERE id = ?`
 	q[qDeleteStage] = `DELETE FROM stages WHERE id = ?`
 	q[qDeleteStageSessions] = `DELETE FROM sessions WHERE stage_id = ?`
 	q[qDeleteStageParticipants] = `DELETE FROM participants WHERE stage_id = ?`
@@ -181,6 +191,15 @@ func init() {
 	q[qRollbackToSavepoint] = `ROLLBACK TO fn`
 	// Changes when another connection commits (seqcache.go).
 	q[qDataVersion] = `PRAGMA data_version`
+
+	q[qGetStorageConfiguration] = `SELECT ` + storageCols + ` FROM storage_configurations WHERE id = ?`
+	q[qListStorageConfigurationsFirst] = `SELECT ` + storageCols + ` FROM storage_configurations ORDER BY created_at, id`
+	q[qListStorageConfigurationsAfter] = `SELECT ` + storageCols + ` FROM storage_configurations
+		WHERE (created_at, id) > (?, ?) ORDER BY created_at, id`
+	q[qCountStorageConfigurations] = `SELECT COUNT(*) FROM storage_configurations`
+	q[qStagesUsingStorageConfiguration] = `SELECT id FROM stages WHERE recording_storage_configuration_id = ? ORDER BY id`
+	q[qInsertStorageConfiguration] = `INSERT INTO storage_configurations (` + storageCols + `) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	q[qDeleteStorageConfiguration] = `DELETE FROM storage_configurations WHERE id = ?`
 
 	for i, s := range q {
 		if s == "" {

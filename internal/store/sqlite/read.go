@@ -52,10 +52,14 @@ type scanner interface{ Scan(dest ...any) error }
 // afterwards: scanning straight into the ivs named string types costs a reflect.Value.Set per column.
 
 func scanStage(sc scanner) (ivs.Stage, error) {
-	var id, name, active string
+	var id, name, active, recID, recDoc string
 	var created int64
-	err := sc.Scan(&id, &name, &active, &created)
-	return ivs.Stage{ID: ivs.StageID(id), Name: name, ActiveSessionID: ivs.SessionID(active), CreatedAt: fromNanos(created)}, err
+	if err := sc.Scan(&id, &name, &active, &created, &recID, &recDoc); err != nil {
+		return ivs.Stage{}, err
+	}
+	rec, err := store.DecodeRecording(recID, recDoc)
+	return ivs.Stage{ID: ivs.StageID(id), Name: name, ActiveSessionID: ivs.SessionID(active), CreatedAt: fromNanos(created),
+		Recording: rec}, err
 }
 
 func scanSession(sc scanner) (ivs.Session, error) {

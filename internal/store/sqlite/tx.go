@@ -59,7 +59,11 @@ func (t *tx) InsertStage(ctx context.Context, s ivs.Stage) error {
 	if err != nil {
 		return err
 	}
-	n, err := t.exec(ctx, qInsertStage, s.ID, s.Name, s.ActiveSessionID, created)
+	recID, recDoc, err := store.EncodeRecording(s.Recording)
+	if err != nil {
+		return err
+	}
+	n, err := t.exec(ctx, qInsertStage, s.ID, s.Name, s.ActiveSessionID, created, recID, recDoc)
 	if err != nil {
 		return fmt.Errorf("sqlite: insert stage %s: %w", s.ID, err)
 	}
@@ -70,7 +74,11 @@ func (t *tx) InsertStage(ctx context.Context, s ivs.Stage) error {
 }
 
 func (t *tx) UpdateStage(ctx context.Context, s ivs.Stage) error {
-	n, err := t.exec(ctx, qUpdateStage, s.Name, s.ActiveSessionID, s.ID)
+	recID, recDoc, err := store.EncodeRecording(s.Recording)
+	if err != nil {
+		return err
+	}
+	n, err := t.exec(ctx, qUpdateStage, s.Name, s.ActiveSessionID, recID, recDoc, s.ID)
 	if err != nil {
 		return fmt.Errorf("sqlite: update stage %s: %w", s.ID, err)
 	}

@@ -58,6 +58,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteEndedBefore", testDeleteEndedBefore},
 		{"DeleteEndedBeforeMany", testDeleteEndedBeforeMany},
 		{"EventHistories", testEventHistories},
+		{"StorageConfigurations", testStorageConfigurations},
+		{"OrderStorageConfigurations", testOrderStorageConfigurations},
+		{"StageRecording", testStageRecording},
+		{"ConcurrentStorageConfigurations", one(testConcurrentStorageConfigurations)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -83,6 +87,7 @@ func RunShared(t *testing.T, open func(t *testing.T) (store.Store, store.Store))
 		{"ConcurrentQuotaChecks", testConcurrentQuotaChecks},
 		{"ConcurrentSecret", testConcurrentSecret},
 		{"DeleteEndedBeforeTogether", testSharedDeleteEndedBefore},
+		{"ConcurrentStorageConfigurations", testConcurrentStorageConfigurations},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -44,6 +44,10 @@ import {
   GetParticipantCommand,
   ListParticipantsCommand,
   StartCompositionCommand,
+  CreateStorageConfigurationCommand,
+  GetStorageConfigurationCommand,
+  DeleteStorageConfigurationCommand,
+  paginateListStorageConfigurations,
   paginateListStages,
   paginateListPublicKeys,
   paginateListStageSessions,
@@ -97,6 +101,7 @@ function isDate(v) {
 
 const stageArnRE = /^arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage\/[a-zA-Z0-9]{12}$/;
 const keyArnRE = /^arn:aws:ivs:[a-z0-9-]+:[0-9]+:public-key\/[a-zA-Z0-9]{12}$/;
+const storageArnRE = /^arn:aws:ivs:[a-z0-9-]+:[0-9]+:storage-configuration\/[a-zA-Z0-9]{12}$/;
 
 const endpoint = env("OPENSTAGE_ENDPOINT");
 const region = env("AWS_REGION", "us-east-1");
@@ -261,6 +266,73 @@ async function publicKeys(c) {
   step("DeletePublicKey x3");
 }
 
+// Storage configurations, and a stage recording to one: its autoParticipantRecordingConfiguration with every
+// member, the defaults filled in, and the ConflictException of deleting a configuration a stage names.
+async function storage(c) {
+  const made = [];
+  for (const name of ["js-vod", "js-archive"]) {
+    const sc = (
+      await c.send(new CreateStorageConfigurationCommand({ name, s3: { bucketName: "js-sdk-recordings" }, tags: { app: "js" } }))
+    ).storageConfiguration;
+    check(storageArnRE.test(sc?.arn ?? ""), `CreateStorageConfiguration: arn ${sc?.arn}`);
+    check(sc.name === name && sc.s3?.bucketName === "js-sdk-recordings" && sc.tags?.app === "js", `CreateStorageConfiguration: ${JSON.stringify(sc)}`);
+    made.push(sc.arn);
+  }
+  const got = (await c.send(new GetStorageConfigurationCommand({ arn: made[0] }))).storageConfiguration;
+  check(got.arn === made[0] && got.name === "js-vod", `GetStorageConfiguration: ${JSON.stringify(got)}`);
+  const listed = [];
+  for await (const page of paginateListStorageConfigurations({ client: c, pageSize: 1 }, {})) {
+    listed.push(...page.storageConfigurations.map((s) => s.arn));
+  }
+  check(JSON.stringify(listed) === JSON.stringify(made), `paginateListStorageConfigurations: ${listed}`);
+  step("CreateStorageConfiguration x2, GetStorageConfiguration, paginateListStorageConfigurations (pages of 1)");
+
+  const stage = (
+    await c.send(
+      new CreateStageCommand({
+        name: "js-recording",
+        autoParticipantRecordingConfiguration: {
+          storageConfigurationArn: made[0],
+          thumbnailConfiguration: { recordingMode: "INTERVAL", targetIntervalSeconds: 5, storage: ["SEQUENTIAL", "LATEST"] },
+          recordingReconnectWindowSeconds: 60,
+          recordParticipantReplicas: false,
+        },
+      }),
+    )
+  ).stage;
+  const want = {
+    storageConfigurationArn: made[0],
+    mediaTypes: ["AUDIO_VIDEO"],
+    thumbnailConfiguration: { targetIntervalSeconds: 5, storage: ["SEQUENTIAL", "LATEST"], recordingMode: "INTERVAL" },
+    recordingReconnectWindowSeconds: 60,
+    hlsConfiguration: { targetSegmentDurationSeconds: 6 },
+    recordParticipantReplicas: false,
+  };
+  const rec = (await c.send(new GetStageCommand({ arn: stage.arn }))).stage.autoParticipantRecordingConfiguration;
+  check(JSON.stringify(rec) === JSON.stringify(want), `GetStage: autoParticipantRecordingConfiguration ${JSON.stringify(rec)}`);
+  step("CreateStage with autoParticipantRecordingConfiguration; GetStage shows every member");
+
+  await expectError("DeleteStorageConfiguration of one a stage names", ConflictException, 409, () =>
+    c.send(new DeleteStorageConfigurationCommand({ arn: made[0] })),
+  );
+  await expectError("UpdateStage to a storage configuration that does not exist", ValidationException, 400, () =>
+    c.send(
+      new UpdateStageCommand({
+        arn: stage.arn,
+        autoParticipantRecordingConfiguration: { storageConfigurationArn: made[0].replace(/[^/]+$/, "AAAAAAAAAAAA") },
+      }),
+    ),
+  );
+  await c.send(new UpdateStageCommand({ arn: stage.arn, autoParticipantRecordingConfiguration: { storageConfigurationArn: made[1] } }));
+  await c.send(new DeleteStorageConfigurationCommand({ arn: made[0] }));
+  await c.send(new DeleteStageCommand({ arn: stage.arn }));
+  await c.send(new DeleteStorageConfigurationCommand({ arn: made[1] }));
+  await expectError("GetStorageConfiguration of a deleted one", ResourceNotFoundException, 404, () =>
+    c.send(new GetStorageConfigurationCommand({ arn: made[1] })),
+  );
+  step("UpdateStage to another storage configuration, DeleteStorageConfiguration x2, DeleteStage");
+}
+
 async function errors(c, made) {
   const gone = made[made.length - 1];
   await c.send(new DeleteStageCommand({ arn: gone }));
@@ -418,6 +490,7 @@ async function main() {
   await tags(c, arn);
   const made = await listStages(c, arn);
   await publicKeys(c);
+  await storage(c);
   await errors(c, made);
   await history(c);
   console.log("js-sdk: ok");
