@@ -30,6 +30,7 @@ loads it with the load test, so that the server's CPU is its own.`,
 	f.StringVar(&o.ProfileDir, "profile", "", "write CPU profiles (pprof) of each part into this directory")
 	f.IntVar(&o.Participants, "participants", 10_000, "participants seeded in the API benchmark's session")
 	f.IntVar(&o.Events, "events", 1_000_000, "events of the one participant whose history is paged")
+	serverConfig := f.String("server-config", "", "a config file (--config) for the server process the forwarding part loads, e.g. with webhooks")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
@@ -37,7 +38,11 @@ loads it with the load test, so that the server's CPU is its own.`,
 		if err != nil {
 			return err
 		}
-		o.Server = bench.ExecServer(self, "bench", "server")
+		args := []string{"bench", "server"}
+		if *serverConfig != "" {
+			args = append(args, "--config", *serverConfig)
+		}
+		o.Server = bench.ExecServer(self, args...)
 		o.Log = cmd.ErrOrStderr()
 		res, err := bench.Run(ctx, o)
 		if err != nil {

@@ -55,6 +55,8 @@ and their ratios. It runs against a loopback endpoint only.`,
 	f.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "how long media flows before the measurement starts")
 	f.IntVar(&cfg.PacketRate, "packet-rate", 0, "synthetic video packets per second per publisher (0: the 15 fps fixture)")
 	f.IntVar(&cfg.PacketSize, "packet-size", 1200, "size of the synthetic video packets, RTP header included")
+	f.BoolVar(&cfg.Record, "record", false, "record every publisher (individual participant recording to a storage configuration made for the run)")
+	f.StringVar(&cfg.RecordBucket, "record-bucket", "loadtest-recordings", "the bucket of --record")
 	f.IntVar(&cfg.JoinConcurrency, "join-concurrency", 8, "peers negotiating at once")
 	f.StringVar(&cfg.LocalAddr, "local-addr", "127.0.0.1", "IP the peers' UDP sockets bind (0.0.0.0 for a server on another host)")
 	flood := loadtest.FloodConfig{}

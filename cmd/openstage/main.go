@@ -31,6 +31,7 @@ func root() *cobra.Command {
 	cmd.AddCommand(serveCmd())
 	cmd.AddCommand(loadtestCmd())
 	cmd.AddCommand(benchCmd())
+	cmd.AddCommand(webhooksCmd())
 	return cmd
 }
 

@@ -110,8 +110,13 @@ func sessionOut(s ivs.Session) wireSession {
 	return wireSession{SessionID: string(s.ID), StartTime: stamp(s.StartTime), EndTime: stamp(s.EndTime)}
 }
 
-// Recording is not offered yet (docs/DESIGN.md §7): every participant is DISABLED with empty bucket and prefix.
-const recordingDisabled = "DISABLED"
+// recordingStateOut is the participant's recordingState: DISABLED unless it was recorded (docs/DESIGN.md §7).
+func recordingStateOut(p ivs.Participant) string {
+	if p.Recording.State == "" {
+		return string(ivs.RecordingDisabled)
+	}
+	return string(p.Recording.State)
+}
 
 type wireParticipantSummary struct {
 	ParticipantID   string  `json:"participantId"`
@@ -126,7 +131,7 @@ type wireParticipantSummary struct {
 
 func participantSummaryOut(p ivs.Participant) wireParticipantSummary {
 	return wireParticipantSummary{ParticipantID: string(p.ID), UserID: p.UserID, State: string(p.State),
-		FirstJoinTime: stamp(p.FirstJoinTime), Published: p.Published, RecordingState: recordingDisabled,
+		FirstJoinTime: stamp(p.FirstJoinTime), Published: p.Published, RecordingState: recordingStateOut(p),
 		ReplicationType: "NONE"}
 }
 
@@ -156,7 +161,7 @@ func participantOut(p ivs.Participant) wireParticipant {
 	return wireParticipant{wireParticipantSummary: participantSummaryOut(p), Attributes: attrs,
 		ISPName: p.Client.ISPName, OSName: p.Client.OSName, OSVersion: p.Client.OSVersion,
 		BrowserName: p.Client.BrowserName, BrowserVersion: p.Client.BrowserVersion, SDKVersion: p.Client.SDKVersion,
-		Protocol: string(proto)}
+		RecordingS3BucketName: p.Recording.BucketName, RecordingS3Prefix: p.Recording.Prefix, Protocol: string(proto)}
 }
 
 type wireEvent struct {

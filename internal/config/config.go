@@ -84,6 +84,16 @@ type Config struct {
 
 	// Keys are extra API keys from the config file, possibly limited to actions.
 	Keys []api.Key
+
+	// Webhooks are the config file's webhook endpoints (docs/DESIGN.md §5.6; webhooks.go), delivered with
+	// the WebhookRetry* policy.
+	Webhooks           []Webhook
+	WebhookMaxAttempts int
+	WebhookRetryBase   time.Duration
+	WebhookRetryMax    time.Duration
+	WebhookTimeout     time.Duration
+	// ConsoleKey, from the config file, is a key accepted by GET /events/stream besides the API keys.
+	ConsoleKey string
 }
 
 // The HTTP limits' defaults, for a listener open to anyone. Each bounds what one anonymous connection can
@@ -142,6 +152,10 @@ func Flags(fs *pflag.FlagSet) *Config {
 	fs.StringVar(&c.NodeURL, "node-url", "", "PostgreSQL nodes: the URL the other nodes reach this node at, without a path (default http(s)://<listen address>, a wildcard host being this machine's first non-loopback IP)")
 	fs.DurationVar(&c.NodeTTL, "node-ttl", 10*time.Second, "PostgreSQL nodes: a node whose heartbeat is older than this is dead, and its stages move")
 	fs.DurationVar(&c.Retention, "retention", 30*24*time.Hour, "delete sessions, participants and events older than this")
+	fs.IntVar(&c.WebhookMaxAttempts, "webhook-max-attempts", 12, "webhook attempts per notification before it becomes a dead letter")
+	fs.DurationVar(&c.WebhookRetryBase, "webhook-retry-base", time.Second, "webhook retry delay after the first failure, doubled per attempt (with jitter)")
+	fs.DurationVar(&c.WebhookRetryMax, "webhook-retry-max", 10*time.Minute, "longest webhook retry delay")
+	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", 10*time.Second, "one webhook attempt's timeout")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.IntVar(&c.MaxStages, "max-stages", 1000, "quota: stages")
@@ -188,6 +202,9 @@ func Resolve(fs *pflag.FlagSet, c *Config, getenv func(string) string) error {
 				return fmt.Errorf("config: %s: keys: %w", path, err)
 			}
 			delete(file, "keys")
+		}
+		if err := c.fileWebhooks(file); err != nil {
+			return fmt.Errorf("config: %s: %w", path, err)
 		}
 	}
 	for name := range file {

@@ -1,4 +1,6 @@
-// Package console serves openstage's browser pages and the browser client they use: the join page at
+// Package console serves openstage's browser pages and the browser client they use: the operator's console at
+// /console/ (stages, live sessions updating from the event stream, past sessions and their timelines, token
+// creation; it signs its AWS API calls itself with the API key the operator logs in with), the join page at
 // /console/join, where a person joins a stage with a participant token, previews and publishes the camera
 // and microphone and sees and hears the others (docs/DESIGN.md §8), and the client module at
 // /console/sdk/openstage-stage.js, which apps may load too.
@@ -27,8 +29,9 @@ const Prefix = "/console/"
 
 // Paths of the pages and the client module.
 const (
-	JoinPath   = Prefix + "join"
-	ModulePath = Prefix + "sdk/openstage-stage.js"
+	ConsolePath = Prefix
+	JoinPath    = Prefix + "join"
+	ModulePath  = Prefix + "sdk/openstage-stage.js"
 )
 
 // SDKVersion is the browser client's version (SDK_VERSION in web/sdk/openstage-stage.js), which it sends
@@ -47,6 +50,7 @@ var contentTypes = map[string]string{
 
 // aliases are the pages' URLs without an extension.
 var aliases = map[string]string{
+	"":     "console.html",
 	"join": "join.html",
 }
 
@@ -56,6 +60,11 @@ var aliases = map[string]string{
 const pageCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"media-src 'self' blob: mediastream:; connect-src 'self' http: https: ws: wss:; " +
 	"object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+// consoleCSP is the console's: it talks to its own origin only (the API and the event stream), shows no
+// media and loads no images but its own.
+const consoleCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+	"media-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 type file struct {
 	body  []byte
@@ -112,7 +121,13 @@ func Handler() http.Handler {
 		// must ask whether they are still current; the ETag makes that a 304 without a body.
 		h.Set("Cache-Control", "no-cache")
 		h.Set("ETag", f.etag)
-		if path.Ext(name) == ".html" {
+		if name == "console.html" {
+			// The console needs neither the camera nor any other origin; its URLs name stages and sessions,
+			// which no referrer should carry.
+			h.Set("Content-Security-Policy", consoleCSP)
+			h.Set("Referrer-Policy", "no-referrer")
+			h.Set("Permissions-Policy", "camera=(), microphone=()")
+		} else if path.Ext(name) == ".html" {
 			h.Set("Content-Security-Policy", pageCSP)
 			// The join page's URL may carry a participant token (?token=): never send it on as a referrer.
 			h.Set("Referrer-Policy", "no-referrer")

@@ -33,6 +33,11 @@ func TestFilesTypesAndCaching(t *testing.T) {
 		{"/console/join.js", "text/javascript; charset=utf-8", `from "./sdk/openstage-stage.js"`},
 		{"/console/join.css", "text/css; charset=utf-8", ".tile"},
 		{console.ModulePath, "text/javascript; charset=utf-8", "export class Stage"},
+		{console.ConsolePath, "text/html; charset=utf-8", `<script type="module" src="console.js">`},
+		{"/console/console.js", "text/javascript; charset=utf-8", `from "./sigv4.js"`},
+		{"/console/sigv4.js", "text/javascript; charset=utf-8", "export async function signRequest"},
+		{"/console/timeline.js", "text/javascript; charset=utf-8", "export function renderTimeline"},
+		{"/console/console.css", "text/css; charset=utf-8", ".timeline"},
 	} {
 		res := get(t, h, "GET", tc.path)
 		body, _ := io.ReadAll(res.Body)
@@ -57,7 +62,13 @@ func TestFilesTypesAndCaching(t *testing.T) {
 	if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || res.Header.Get("Referrer-Policy") != "no-referrer" {
 		t.Fatalf("page headers %v", res.Header)
 	}
-	for _, p := range []string{"/console/", "/console/nope.js", "/console/sdk/", "/console/../go.mod", "/console/web/join.html"} {
+	// The console talks to its own origin only, and has no use for the camera.
+	res = get(t, h, "GET", console.ConsolePath)
+	if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "connect-src 'self';") || strings.Contains(csp, "ws:") ||
+		res.Header.Get("Permissions-Policy") != "camera=(), microphone=()" || res.Header.Get("Referrer-Policy") != "no-referrer" {
+		t.Fatalf("console headers %v", res.Header)
+	}
+	for _, p := range []string{"/console/index.html", "/console/nope.js", "/console/sdk/", "/console/../go.mod", "/console/web/join.html"} {
 		if res := get(t, h, "GET", p); res.StatusCode != 404 {
 			t.Fatalf("%s: %d", p, res.StatusCode)
 		}
@@ -72,7 +83,8 @@ func TestFilesTypesAndCaching(t *testing.T) {
 func TestNothingFromElsewhere(t *testing.T) {
 	h := console.Handler()
 	external := regexp.MustCompile(`(?i)(src|href)\s*=\s*["']?(https?:)?//|@import\s+url\(\s*["']?(https?:)?//|\bfrom\s+["'](https?:)?//|import\(\s*["'](https?:)?//`)
-	for _, p := range []string{console.JoinPath, "/console/join.js", "/console/join.css", console.ModulePath} {
+	for _, p := range []string{console.JoinPath, "/console/join.js", "/console/join.css", console.ModulePath,
+		console.ConsolePath, "/console/console.js", "/console/sigv4.js", "/console/timeline.js", "/console/console.css"} {
 		body, _ := io.ReadAll(get(t, h, "GET", p).Body)
 		if m := external.Find(body); m != nil {
 			t.Errorf("%s loads from another origin: %q", p, m)

@@ -207,6 +207,35 @@ type Participant struct {
 	Attributes    map[string]string
 	Published     bool // sticky: ever published in this session
 	Client        ClientInfo
+	// Recording is the participant's individual recording (docs/DESIGN.md §7). Its one writer is the
+	// recorder, through the store's SetParticipantRecording; PutParticipant leaves it as it is.
+	Recording ParticipantRecording
+}
+
+// RecordingState is the model's ParticipantRecordingState enum.
+type RecordingState string
+
+const (
+	RecordingDisabled RecordingState = "DISABLED" // the stage does not record (or the participant never published)
+	RecordingStarting RecordingState = "STARTING" // recording-started.json written, no segment yet
+	RecordingActive   RecordingState = "ACTIVE"   // segments are being written
+	RecordingStopping RecordingState = "STOPPING" // the publisher is gone; the last files are being written
+	RecordingStopped  RecordingState = "STOPPED"
+	RecordingFailed   RecordingState = "FAILED" // storage refused a write, the recorder fell behind, or the server stopped
+)
+
+// Unfinished reports whether a recording in this state may still write: one a crash interrupted.
+func (s RecordingState) Unfinished() bool {
+	return s == RecordingStarting || s == RecordingActive || s == RecordingStopping
+}
+
+// ParticipantRecording is where a participant's recording is (recordingS3BucketName, recordingS3Prefix) and
+// how far it got (recordingState). Its zero value is DISABLED, and stores return a DISABLED one as the zero
+// value, so that a participant that never recorded reads back as it was written.
+type ParticipantRecording struct {
+	BucketName string
+	Prefix     string
+	State      RecordingState
 }
 
 // EventName is the model's EventName enum.

@@ -42,6 +42,10 @@ type Config struct {
 	// PacketRate > 0 makes each publisher send that many synthetic video packets per second of
 	// PacketSize bytes (peer.Options); 0 sends the 15 fps camera-like fixture.
 	PacketRate, PacketSize int
+	// Record makes the stages record every publisher (a storage configuration of bucket RecordBucket, made
+	// for the run and deleted after it; on a server with buckets on S3 the bucket must exist there).
+	Record       bool
+	RecordBucket string // default "loadtest-recordings"
 	// JoinConcurrency bounds how many peers negotiate at once.
 	JoinConcurrency int
 	// LocalAddr is the address the peers' UDP sockets bind (default 127.0.0.1).
@@ -132,6 +136,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// Stages first; whatever happens next, they are deleted at the end (with a fresh context, so that an
 	// interrupted run still cleans up), which also disconnects anyone left.
 	var arns []string
+	var storageARN *string // Record's storage configuration, deleted after the stages that name it
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
@@ -140,12 +145,32 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				r.Warnings = append(r.Warnings, fmt.Sprintf("delete stage %s: %v", arn, err))
 			}
 		}
+		if storageARN != nil {
+			if _, err := api.DeleteStorageConfiguration(cctx, &ivsrealtime.DeleteStorageConfigurationInput{Arn: storageARN}); err != nil {
+				r.Warnings = append(r.Warnings, fmt.Sprintf("delete storage configuration: %v", err))
+			}
+		}
 	}()
 	nStages := (cfg.Publishers + cfg.PublishersPerStage - 1) / cfg.PublishersPerStage
 	whips := make([]string, nStages)
 	tag := time.Now().UTC().Format("20060102T150405")
+	var rec *types.AutoParticipantRecordingConfiguration
+	if cfg.Record {
+		bucketName := cfg.RecordBucket
+		if bucketName == "" {
+			bucketName = "loadtest-recordings"
+		}
+		sc, err := api.CreateStorageConfiguration(ctx, &ivsrealtime.CreateStorageConfigurationInput{Name: aws.String("loadtest-" + tag),
+			S3: &types.S3StorageConfiguration{BucketName: aws.String(bucketName)}})
+		if err != nil {
+			return nil, fmt.Errorf("loadtest: create storage configuration: %w", err)
+		}
+		storageARN = sc.StorageConfiguration.Arn
+		rec = &types.AutoParticipantRecordingConfiguration{StorageConfigurationArn: sc.StorageConfiguration.Arn}
+	}
 	for i := range nStages {
-		out, err := api.CreateStage(ctx, &ivsrealtime.CreateStageInput{Name: aws.String(fmt.Sprintf("loadtest-%s-%d", tag, i))})
+		out, err := api.CreateStage(ctx, &ivsrealtime.CreateStageInput{Name: aws.String(fmt.Sprintf("loadtest-%s-%d", tag, i)),
+			AutoParticipantRecordingConfiguration: rec})
 		if err != nil {
 			return nil, fmt.Errorf("loadtest: create stage: %w", err)
 		}

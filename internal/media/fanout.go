@@ -92,14 +92,15 @@ func (f *fanout) RID() string               { return f.track.RID() }
 func (f *fanout) StreamID() string          { return f.track.StreamID() }
 func (f *fanout) Kind() webrtc.RTPCodecType { return f.track.Kind() }
 
-// write sends p to every bound subscriber and reports whether it kept p's bytes (its payload and its
-// header extensions' payloads): then the caller must not reuse them, the NACK responders hold on to
-// them. Errors are one subscriber's (a binding closing); the others still get the packet.
-func (f *fanout) write(p *rtp.Packet) (kept bool) {
+// write sends p to every bound subscriber that is not paused and returns how many it was sent to. Once it
+// was sent to one, p's bytes (its payload and its header extensions' payloads) are kept: the caller must
+// not reuse them, the NACK responders hold on to them. Errors are one subscriber's (a binding closing); the
+// others still get the packet.
+func (f *fanout) write(p *rtp.Packet) (sent int) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	if len(f.binds) == 0 {
-		return false
+		return 0
 	}
 	// Unmarshal reuses p's CSRC and extension arrays for the next packet: the kept headers get their own,
 	// shared by all subscribers (nothing on pion's send path changes a header), and all the headers come
@@ -119,6 +120,7 @@ func (f *fanout) write(p *rtp.Packet) (kept bool) {
 		h.CSRC, h.Extensions = csrc, ext
 		h.SSRC, h.PayloadType = b.ssrc, b.pt
 		_, _ = b.w.WriteRTP(h, p.Payload)
+		sent++
 	}
-	return true
+	return sent
 }

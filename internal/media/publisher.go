@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,6 +57,7 @@ type Publisher struct {
 	arrived   int           // tracks that arrived
 
 	nsubs     atomic.Int32 // live subscriptions, for the forwarded counters
+	tap       atomic.Pointer[tapHolder]
 	lastPLI   atomic.Int64 // unix nanos of the last keyframe request sent
 	mediaOnce sync.Once
 	violation sync.Once // the first violation is reported; the stream is closing after it
@@ -195,7 +197,7 @@ func (p *Publisher) onLayer(remote *webrtc.TrackRemote, codec webrtc.RTPCodecPar
 	for _, s := range sels {
 		s.choose() // a better match for its preference may have arrived
 	}
-	write := func(pkt *rtp.Packet) bool { return v.write(l, pkt) }
+	write := func(pkt *rtp.Packet) int { return v.write(l, pkt) }
 	if !p.sfu.goTracked(func() { p.forward(remote, codec, write, l) }) {
 		return
 	}
@@ -208,9 +210,12 @@ func (p *Publisher) onLayer(remote *webrtc.TrackRemote, codec webrtc.RTPCodecPar
 
 // forward is the hot path: read each packet once, inspect it, write it to the local track, which sends it
 // to every subscriber bound to that track (write: a fanout's, or a simulcast layer's, which also measures
-// the layer l).
-func (p *Publisher) forward(remote *webrtc.TrackRemote, codec webrtc.RTPCodecParameters, write func(*rtp.Packet) bool, l *layer) {
+// the layer l; it returns how many subscribers it sent the packet to).
+func (p *Publisher) forward(remote *webrtc.TrackRemote, codec webrtc.RTPCodecParameters, write func(*rtp.Packet) int, l *layer) {
 	kind := remote.Kind()
+	// A tap gets H.264 and Opus only, the codecs a recording holds (IVS ingests no other; under a media
+	// policy that lets VP8 through, its video is not recorded).
+	tappable := strings.EqualFold(codec.MimeType, webrtc.MimeTypeH264) || strings.EqualFold(codec.MimeType, webrtc.MimeTypeOpus)
 	var pkt rtp.Packet
 	buf := make([]byte, 1500)
 	for {
@@ -235,18 +240,41 @@ func (p *Publisher) forward(remote *webrtc.TrackRemote, codec webrtc.RTPCodecPar
 		if l != nil {
 			l.measure(&pkt, n, time.Now())
 		}
-		if write(&pkt) {
-			// The subscribers' NACK responders keep the packet's bytes: the next one needs a buffer of its own.
-			buf = make([]byte, 1500)
+		if t := p.tap.Load(); t != nil && tappable && (l == nil || l.order >= len(p.rids)-1) {
+			t.TapRTP(kind == webrtc.RTPCodecTypeVideo, buf[:n])
 		}
 		st := &p.sfu.stats
 		st.ReceivedPackets.Add(1)
 		st.ReceivedBytes.Add(uint64(n))
-		if k := uint64(p.nsubs.Load()); k > 0 {
+		// Counted as sent, not as subscribed: a simulcast subscriber gets one layer of three, a paused one
+		// nothing.
+		if k := uint64(write(&pkt)); k > 0 {
+			// The subscribers' NACK responders keep the packet's bytes: the next one needs a buffer of its own.
+			buf = make([]byte, 1500)
 			st.ForwardedPackets.Add(k)
 			st.ForwardedBytes.Add(k * uint64(n))
 		}
 	}
+}
+
+// Tap receives a copy of every packet a publisher publishes: a recorder (docs/DESIGN.md §7) is one more
+// consumer of the media, beside the subscribers. TapRTP is called on the forwarding goroutine with the
+// packet as received (raw is only valid during the call); it must copy what it keeps and never block, or
+// it would slow every subscriber of the publisher. Of a simulcast video it gets the highest layer.
+type Tap interface {
+	TapRTP(video bool, raw []byte)
+}
+
+type tapHolder struct{ Tap }
+
+// SetTap makes t the publisher's tap (nil removes it). The forwarding loop reads it once per packet with
+// one atomic load.
+func (p *Publisher) SetTap(t Tap) {
+	if t == nil {
+		p.tap.Store(nil)
+		return
+	}
+	p.tap.Store(&tapHolder{t})
 }
 
 // RequestKeyframe asks the publisher for a keyframe (PLI, RFC 4585 §6.3.1), at most every 300 ms however

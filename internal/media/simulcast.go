@@ -38,7 +38,7 @@ var ErrUnknownLayer = errors.New("media: no such layer")
 // LayerInfo describes one layer as the layer link lists it.
 type LayerInfo struct {
 	RID             string
-	Bitrate         int // bits per second, measured over the last second or so
+	Bitrate         int // bits per second, measured over the last second or so; 0 once the layer stopped
 	Width, Height   int // from the layer's H.264 SPS; 0 when unknown
 	FramesPerSecond float64
 	Selected        bool // the layer the subscriber receives
@@ -55,14 +55,26 @@ type layer struct {
 	width, height atomic.Int32
 	bitrate       atomic.Int64
 	fps           atomic.Uint64 // frames per second × 1000
+	lastAt        atomic.Int64  // when its last packet came, in Unix nanoseconds
 
 	// The measuring window, touched only by the layer's forward loop.
 	winStart        time.Time
 	winBytes, winFr int
 }
 
+// layerIdle: a layer that sent nothing for this long has stopped. A browser turns its higher layers off
+// when its bandwidth estimate or its CPU falls short (Chromium under load, seen in the tests), and on again
+// later; a layer at one frame a second is still sending.
+const layerIdle = 2 * time.Second
+
 // measure counts one packet of the layer in its bitrate and frame rate (frames end with the RTP marker).
+// Padding-only packets are not counted: a browser that turns a layer off for want of bandwidth may go on
+// sending padding on it, to probe for more, and a layer of padding has no picture to offer.
 func (l *layer) measure(p *rtp.Packet, n int, now time.Time) {
+	if len(p.Payload) == 0 {
+		return
+	}
+	l.lastAt.Store(now.UnixNano())
 	if l.winStart.IsZero() {
 		l.winStart = now
 	}
@@ -75,6 +87,21 @@ func (l *layer) measure(p *rtp.Packet, n int, now time.Time) {
 		l.fps.Store(uint64(float64(l.winFr) * 1000 / d.Seconds()))
 		l.winStart, l.winBytes, l.winFr = now, 0, 0
 	}
+}
+
+// rate is the layer's measured bitrate, 0 once it has stopped sending: the last measure of a layer the
+// publisher turned off is no layer to move to, nor to list as one.
+func (l *layer) rate() int64 {
+	if l.stopped() {
+		return 0
+	}
+	return l.bitrate.Load()
+}
+
+// stopped: the layer sent media and then nothing for layerIdle.
+func (l *layer) stopped() bool {
+	last := l.lastAt.Load()
+	return last != 0 && time.Now().UnixNano()-last > int64(layerIdle)
 }
 
 // requestKeyframe sends the layer a PLI, at most every 300 ms unless now.
@@ -143,12 +170,13 @@ func (v *layered) pick(pref string) *layer {
 	return ls[0]
 }
 
-// write hands one packet of layer l to every selector; it reports whether one kept the packet's bytes.
-func (v *layered) write(l *layer, p *rtp.Packet) (kept bool) {
+// write hands one packet of layer l to every selector and returns how many forwarded it (each of them
+// keeps the packet's bytes).
+func (v *layered) write(l *layer, p *rtp.Packet) (sent int) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	if len(v.sels) == 0 {
-		return false
+		return 0
 	}
 	key := isKeyframeStart(v.codec.MimeType, p.Payload)
 	if key && strings.EqualFold(v.codec.MimeType, webrtc.MimeTypeH264) {
@@ -157,9 +185,11 @@ func (v *layered) write(l *layer, p *rtp.Packet) (kept bool) {
 	// The CSRCs are shared by the headers the subscribers' NACK responders keep (nothing changes them).
 	csrc := slices.Clone(p.CSRC)
 	for _, s := range v.sels {
-		kept = s.write(l, p, key, csrc) || kept
+		if s.write(l, p, key, csrc) {
+			sent++
+		}
 	}
-	return kept
+	return sent
 }
 
 // readSize takes the layer's picture size from an SPS at the start of a keyframe.
@@ -196,6 +226,7 @@ type selector struct {
 	lastAt  time.Time
 	seqOff  uint16
 	tsOff   uint32
+	askedAt time.Time // the last keyframe request write made for the target while waiting for its keyframe
 
 	// Congestion, from the subscriber's RTCP.
 	lossy     int       // receiver reports in a row with more than lossDown lost
@@ -245,20 +276,42 @@ func (s *selector) detach() {
 	s.mu.Unlock()
 }
 
+// keyframeRetry is how long a selector waits for the keyframe of the layer it is to move to before it asks
+// again. The request or the keyframe may be lost, and a publisher may drop a request: Chromium ignores one
+// that comes within 300 ms of the last it took, for whichever of its layers (so two subscribers that want
+// two layers at once get one keyframe). A decoder waiting for a keyframe asks again in the same way.
+const keyframeRetry = 500 * time.Millisecond
+
 // write forwards p, a packet of layer l, if l is the selector's layer, or switches to l first when l is
 // the wanted layer and p starts a keyframe.
 func (s *selector) write(l *layer, p *rtp.Packet, key bool, csrc []uint32) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	sent, ask := s.writeLocked(l, p, key, csrc)
+	s.mu.Unlock()
+	if ask {
+		l.requestKeyframe(false)
+	}
+	return sent
+}
+
+// writeLocked is write with s.mu held; ask: the keyframe l is waited for is overdue, ask for it again.
+func (s *selector) writeLocked(l *layer, p *rtp.Packet, key bool, csrc []uint32) (sent, ask bool) {
 	if !s.bound || s.gate.paused.Load() {
 		if s.bound {
 			s.cur = nil // resuming starts again at a keyframe (SetPaused asks for one)
 		}
-		return false
+		return false, false
 	}
 	if l != s.cur {
-		if l != s.target || !key {
-			return false
+		if l != s.target {
+			return false, false
+		}
+		if !key {
+			if now := time.Now(); now.Sub(s.askedAt) >= keyframeRetry {
+				s.askedAt = now
+				return false, true
+			}
+			return false, false
 		}
 		now := time.Now()
 		if s.started {
@@ -282,14 +335,15 @@ func (s *selector) write(l *layer, p *rtp.Packet, key bool, csrc []uint32) bool 
 	h.Timestamp -= s.tsOff
 	s.lastSeq, s.lastTS, s.lastAt = h.SequenceNumber, h.Timestamp, time.Now()
 	_, _ = s.w.WriteRTP(h, p.Payload)
-	return true
+	return true, false
 }
 
 // The automatic choice (docs/DESIGN.md §4.9): a subscription that has not chosen a layer itself starts on
 // its preference and then follows its link, from the loss its receiver reports tell (RFC 3550 §6.4.2,
 // what every client sends) and the REMB estimate of clients that send one. Two reports in a row with more
 // than lossDown of the packets lost move it one layer down; lossUpAfter without a report above lossUp move
-// it one layer up; REMB caps it at the highest layer whose measured bitrate fits the estimate.
+// it one layer up; REMB caps it at the highest layer whose measured bitrate fits the estimate. A layer the
+// publisher stops sending moves it down too, at its next report.
 const (
 	lossDown    = 0.10
 	lossUp      = 0.02
@@ -332,13 +386,15 @@ func (s *selector) onLoss(lost float64, now time.Time) {
 	dir, carried := 0, 0.0
 	switch {
 	case now.Before(s.holdUntil):
+	case s.target != nil && s.target.stopped():
+		dir = -1 // the publisher turned the layer off: the highest one below that still sends
 	case s.lossy >= 2:
 		s.lossy, dir = 0, -1
 		if s.target != nil {
-			carried = float64(s.target.bitrate.Load()) * (1 - lost)
+			carried = float64(s.target.rate()) * (1 - lost)
 		}
 	case now.Sub(s.cleanFrom) >= lossUpAfter:
-		s.cleanFrom, dir = now, +1
+		dir = +1 // the clean stretch starts again from the move, if there is a layer to move up to
 	}
 	s.mu.Unlock()
 	if dir != 0 {
@@ -356,14 +412,15 @@ func (s *selector) onREMB(bps float64, now time.Time) {
 	if hold {
 		return
 	}
-	if i > 0 && float64(ls[i].bitrate.Load()) > 0.9*bps {
+	if i > 0 && float64(ls[i].rate()) > 0.9*bps {
 		s.step(-1, bps, now)
 	}
 }
 
 // step moves the automatic choice up (+1) one layer, or down (-1) to the highest layer that fits in
 // carried bits per second (what the link was seen to carry; 0: unknown, one layer down), at least the
-// lowest. Layers that send nothing are skipped.
+// lowest. Layers that send nothing are skipped: a layer the publisher turned off is moved up to at the
+// first report after it sends again.
 func (s *selector) step(dir int, carried float64, now time.Time) {
 	ls := s.v.ordered()
 	s.mu.Lock()
@@ -374,11 +431,11 @@ func (s *selector) step(dir int, carried float64, now time.Time) {
 	i := slices.Index(ls, s.target)
 	var to *layer
 	for j := i + dir; i >= 0 && j >= 0 && j < len(ls); j += dir {
-		if ls[j].bitrate.Load() <= 0 {
+		if ls[j].rate() <= 0 {
 			continue
 		}
 		to = ls[j]
-		if dir > 0 || carried <= 0 || float64(ls[j].bitrate.Load()) <= 0.9*carried {
+		if dir > 0 || carried <= 0 || float64(ls[j].rate()) <= 0.9*carried {
 			break
 		}
 	}
@@ -387,6 +444,9 @@ func (s *selector) step(dir int, carried float64, now time.Time) {
 		return
 	}
 	s.target, s.holdUntil = to, now.Add(moveHold)
+	if dir > 0 {
+		s.cleanFrom = now
+	}
 	switching := to != s.cur
 	s.mu.Unlock()
 	if switching {
@@ -473,8 +533,11 @@ func (s *selector) layers() []LayerInfo {
 	s.mu.Unlock()
 	var out []LayerInfo
 	for _, l := range s.v.ordered() {
-		out = append(out, LayerInfo{RID: l.rid, Bitrate: int(l.bitrate.Load()), Width: int(l.width.Load()), Height: int(l.height.Load()),
-			FramesPerSecond: float64(l.fps.Load()) / 1000, Selected: l == cur})
+		info := LayerInfo{RID: l.rid, Bitrate: int(l.rate()), Width: int(l.width.Load()), Height: int(l.height.Load()), Selected: l == cur}
+		if info.Bitrate > 0 {
+			info.FramesPerSecond = float64(l.fps.Load()) / 1000
+		}
+		out = append(out, info)
 	}
 	return out
 }

@@ -126,8 +126,12 @@ func TestSelectorSwitchesAtKeyframes(t *testing.T) {
 	}
 	v.write(ls[1], pkt(1, 502, false))
 	v.write(ls[0], pkt(0, 13, false))
-	v.write(ls[1], pkt(1, 503, true))
-	v.write(ls[0], pkt(0, 14, false))
+	if k := v.write(ls[1], pkt(1, 503, true)); k != 1 {
+		t.Errorf("the keyframe the selector moves at was sent to %d subscribers, want 1", k)
+	}
+	if k := v.write(ls[0], pkt(0, 14, false)); k != 0 {
+		t.Errorf("a packet of the layer left was sent to %d subscribers", k)
+	}
 	v.write(ls[1], pkt(1, 504, false))
 	got := out.wait(t, 5)
 	var seqs []uint16
@@ -150,8 +154,63 @@ func TestSelectorSwitchesAtKeyframes(t *testing.T) {
 		t.Error("an unknown layer was selected")
 	}
 	s.detach()
-	if v.write(ls[1], pkt(1, 505, true)) {
-		t.Error("a detached selector still forwards")
+	if k := v.write(ls[1], pkt(1, 505, true)); k != 0 {
+		t.Errorf("a detached selector still forwards (%d)", k)
+	}
+}
+
+// TestSelectorAsksAgainForAnOverdueKeyframe: a selector waiting for the keyframe of the layer it moves to
+// asks that layer again once keyframeRetry has passed without one, and no more often; it asks nothing of
+// the layer it leaves, nor once it has moved.
+func TestSelectorAsksAgainForAnOverdueKeyframe(t *testing.T) {
+	v, ls := newTestLayered(t, 2)
+	s := bindSelector(t, v, ls[0], &discard{}, 0)
+	pkt := func(key bool) *rtp.Packet {
+		payload := []byte{0x41, 0x9a} // P slice
+		if key {
+			payload = []byte{0x65, 0x88}
+		}
+		return &rtp.Packet{Header: rtp.Header{Version: 2}, Payload: payload}
+	}
+	v.write(ls[0], pkt(true))
+	if err := s.selectLayer("r1"); err != nil { // asks r1 for a keyframe at once
+		t.Fatal(err)
+	}
+	asked := ls[1].lastPLI.Load()
+	if asked == 0 {
+		t.Fatal("the move asked no keyframe")
+	}
+	// Within the layer's own rate limit and the retry interval: no request.
+	v.write(ls[1], pkt(false))
+	v.write(ls[1], pkt(false))
+	if ls[1].lastPLI.Load() != asked {
+		t.Fatal("asked again at once")
+	}
+	// As if keyframeRetry had passed (and the layer's rate limit with it): the next packet of r1 asks again.
+	s.mu.Lock()
+	s.askedAt = s.askedAt.Add(-keyframeRetry)
+	s.mu.Unlock()
+	ls[1].lastPLI.Store(asked - int64(time.Second))
+	v.write(ls[0], pkt(false))
+	if ls[1].lastPLI.Load() != asked-int64(time.Second) {
+		t.Fatal("a packet of the layer left asked r1 for a keyframe")
+	}
+	v.write(ls[1], pkt(false))
+	if again := ls[1].lastPLI.Load(); again <= asked {
+		t.Fatal("an overdue keyframe was not asked for again")
+	}
+	// Moved: r1's packets are forwarded and ask nothing.
+	v.write(ls[1], pkt(true))
+	s.mu.Lock()
+	s.askedAt = time.Time{}
+	s.mu.Unlock()
+	ls[1].lastPLI.Store(1)
+	v.write(ls[1], pkt(false))
+	if ls[1].lastPLI.Load() != 1 {
+		t.Fatal("asked for a keyframe of the layer already forwarded")
+	}
+	if l := s.layers(); !l[1].Selected {
+		t.Fatalf("layers %+v", l)
 	}
 }
 
@@ -205,6 +264,7 @@ func TestSelectorFollowsTheLink(t *testing.T) {
 	v, ls := newTestLayered(t, 3)
 	for i, bps := range []int64{150_000, 500_000, 1_500_000} {
 		ls[i].bitrate.Store(bps)
+		ls[i].lastAt.Store(time.Now().UnixNano())
 	}
 	s := bindSelector(t, v, ls[2], &discard{}, 0)
 	s.pref = LayerHighest
@@ -273,5 +333,69 @@ func TestSelectorFollowsTheLink(t *testing.T) {
 	s.onREMB(600_000, at(2*time.Minute+5*time.Second))
 	if target() != "r1" {
 		t.Fatalf("REMB 600 kbit/s moved below a layer that fits: %s", target())
+	}
+}
+
+// TestStoppedLayer: a layer that has sent nothing for layerIdle is listed with no bitrate and frame rate, and
+// the automatic choice does not move up to it; once it sends again it is a layer like the others; when it
+// stops under a subscriber, the subscriber moves down; padding does not count as sending.
+func TestStoppedLayer(t *testing.T) {
+	v, ls := newTestLayered(t, 3)
+	for i, bps := range []int64{150_000, 500_000, 1_500_000} {
+		ls[i].bitrate.Store(bps)
+		ls[i].fps.Store(15_000)
+		ls[i].lastAt.Store(time.Now().UnixNano())
+	}
+	ls[2].lastAt.Store(time.Now().Add(-layerIdle - time.Second).UnixNano()) // the publisher turned hi off
+	s := bindSelector(t, v, ls[1], &discard{}, 0)
+	if l := s.layers(); l[2].Bitrate != 0 || l[2].FramesPerSecond != 0 || l[1].Bitrate != 500_000 || l[1].FramesPerSecond != 15 {
+		t.Fatalf("layers %+v", l)
+	}
+	s.step(+1, 0, time.Now())
+	s.mu.Lock()
+	target := s.target.rid
+	s.mu.Unlock()
+	if target != "r1" {
+		t.Fatalf("moved up to %s, which sends nothing", target)
+	}
+	ls[2].measure(&rtp.Packet{Payload: []byte{0x41, 0x9a}}, 1000, time.Now()) // on again
+	s.step(+1, 0, time.Now())
+	s.mu.Lock()
+	target = s.target.rid
+	s.mu.Unlock()
+	if target != "r2" {
+		t.Fatalf("did not move up to r2 once it sends again: %s", target)
+	}
+	// Off again, under the subscriber: its next receiver report, clean as it is, moves it down to r1.
+	ls[2].lastAt.Store(time.Now().Add(-layerIdle - time.Second).UnixNano())
+	s.onLoss(0, time.Now().Add(time.Hour)) // past the hold of the last move
+	s.mu.Lock()
+	target = s.target.rid
+	s.mu.Unlock()
+	if target != "r1" {
+		t.Fatalf("left on r2, which stopped: %s", target)
+	}
+	// Each clean report past lossUpAfter tries to move up; while r2 sends nothing there is nowhere to go, and
+	// the first such report after it is back moves the subscriber up to it.
+	s.onLoss(0, time.Now().Add(time.Hour+lossUpAfter))
+	s.mu.Lock()
+	target = s.target.rid
+	s.mu.Unlock()
+	if target != "r1" {
+		t.Fatalf("moved up to r2 while it sends nothing: %s", target)
+	}
+	ls[2].measure(&rtp.Packet{Payload: []byte{0x41, 0x9a}}, 1000, time.Now())
+	s.onLoss(0, time.Now().Add(time.Hour+lossUpAfter+time.Second))
+	s.mu.Lock()
+	target = s.target.rid
+	s.mu.Unlock()
+	if target != "r2" {
+		t.Fatalf("not back on r2 at the first clean report after it sends again: %s", target)
+	}
+	ls[2].lastAt.Store(time.Now().Add(-layerIdle - time.Second).UnixNano())
+	// Padding is no sign of life: a layer that only pads stays stopped.
+	ls[2].measure(&rtp.Packet{Header: rtp.Header{Padding: true, PaddingSize: 200}}, 212, time.Now())
+	if !ls[2].stopped() {
+		t.Fatal("a padding-only packet counted as the layer sending")
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/openstage/openstage/internal/awserr"
 	"github.com/openstage/openstage/internal/cluster"
 	"github.com/openstage/openstage/internal/media"
+	"github.com/openstage/openstage/internal/recording"
 	"github.com/openstage/openstage/internal/token"
 )
 
@@ -82,6 +83,8 @@ type Sources struct {
 	ParticipantCache func() (hits, misses uint64)
 	// Cluster, on a node sharing PostgreSQL with others, reads its cluster counters.
 	Cluster func() cluster.Stats
+	// Recording is the recorders' counters (docs/DESIGN.md §7).
+	Recording *recording.Metrics
 }
 
 // New registers every collector.
@@ -165,6 +168,20 @@ func New(src Sources) *Metrics {
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "openstage_participant_cache_misses_total",
 				Help: "GetParticipant reads that went to the store."},
 				func() float64 { _, m := src.ParticipantCache(); return float64(m) }),
+		)
+	}
+	if r := src.Recording; r != nil {
+		rc := func(name, help string, f func() uint64) prometheus.Collector {
+			return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
+		}
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "openstage_recordings_active",
+				Help: "Participant recordings in progress on this node (reconnect windows included)."},
+				func() float64 { return float64(r.Active.Load()) }),
+			rc("openstage_recordings_started_total", "Participant recordings started.", r.Started.Load),
+			rc("openstage_recordings_failed_total", "Participant recordings that ended FAILED.", r.Failed.Load),
+			rc("openstage_recording_bytes_written_total", "Bytes of recording objects written (segments, playlists, events, thumbnails).", r.BytesWritten.Load),
+			rc("openstage_recording_storage_errors_total", "Recording object writes the bucket refused or that timed out.", r.StorageErrors.Load),
 		)
 	}
 	if src.Cluster != nil {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/logging"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -27,6 +28,8 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
+
+	"github.com/openstage/openstage/internal/media/policy"
 )
 
 //go:embed testdata/cbp-320x180.h264
@@ -110,7 +113,11 @@ func newPC(o *Options, codecs []webrtc.RTPCodecParameters, extra ...interceptor.
 	ir := &interceptor.Registry{}
 	// pion's defaults without the statistics interceptor (nothing here calls GetStats): a load test runs
 	// hundreds of these peers beside the server, and every packet it saves them is CPU the server keeps.
-	if err := webrtc.ConfigureNack(m, ir); err != nil {
+	// A missing packet is NACKed at most maxNACKs times, as browsers bound their retries: pion's default
+	// NACKs it every 100 ms until it comes, and on a link that loses packets for want of bandwidth (a test's
+	// shaped veth) the retransmissions that asks for fill the link and lose more (a 300 kbit/s link dropped
+	// over 3000 packets a second with a 150 kbit/s layer on it).
+	if err := webrtc.ConfigureNackWithOptions(m, ir, []nack.GeneratorOption{nack.GeneratorMaxNacksPerPacket(maxNACKs)}); err != nil {
 		return nil, nil, err
 	}
 	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
@@ -178,6 +185,9 @@ func (c *conn) Transport() string {
 	}
 	return pair.Local.Protocol.String()
 }
+
+// maxNACKs is how many times a peer asks for one missing packet (newPC).
+const maxNACKs = 3
 
 var fb = []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}
 
@@ -702,6 +712,7 @@ type Subscriber struct {
 
 	audio, video atomic.Pointer[seqTracker]
 	videoSSRC    atomic.Uint32
+	videoSize    atomic.Uint64 // width<<32 | height, from the last H.264 SPS received
 	media        chan struct{} // closed at the first RTP packet
 	mediaOnce    sync.Once
 }
@@ -787,7 +798,50 @@ func (s *Subscriber) read(t *webrtc.TrackRemote) {
 		if isH264Keyframe(pkt.Payload) {
 			s.Keyframes.Add(1)
 		}
+		if w, h, ok := spsSize(pkt.Payload); ok {
+			s.videoSize.Store(uint64(w)<<32 | uint64(h))
+		}
 	}
+}
+
+// VideoSize is the picture size of the H.264 video received, from the last sequence parameter set that
+// came with it (0, 0 before one): what a decoder would show, so a test can tell which simulcast layer
+// arrives.
+func (s *Subscriber) VideoSize() (width, height int) {
+	v := s.videoSize.Load()
+	return int(v >> 32), int(uint32(v))
+}
+
+// spsSize reads the picture size from an RTP payload that carries an H.264 SPS: as a single NAL unit or
+// inside a STAP-A (RFC 6184 §5.6, §5.7.1), as encoders send it ahead of each IDR picture.
+func spsSize(p []byte) (w, h int, ok bool) {
+	if len(p) < 1 {
+		return 0, 0, false
+	}
+	var nals [][]byte
+	switch p[0] & 0x1f {
+	case 7:
+		nals = [][]byte{p}
+	case 24:
+		for i := 1; i+2 <= len(p); {
+			n := int(p[i])<<8 | int(p[i+1])
+			i += 2
+			if n == 0 || i+n > len(p) {
+				break
+			}
+			nals = append(nals, p[i:i+n])
+			i += n
+		}
+	}
+	for _, nal := range nals {
+		if nal[0]&0x1f != 7 {
+			continue
+		}
+		if sps, err := policy.ParseSPS(nal); err == nil {
+			return sps.Width, sps.Height, true
+		}
+	}
+	return 0, 0, false
 }
 
 // isH264Keyframe reports whether an RTP payload starts an IDR slice (RFC 6184 §5.6-5.8).

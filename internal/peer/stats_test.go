@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"bytes"
 	"math"
 	"testing"
 	"time"
@@ -42,6 +43,44 @@ func TestSeqTrackerJitter(t *testing.T) {
 		}
 		if j := tr.snapshot().Jitter; j < c.lo || j > c.hi || math.IsNaN(j) {
 			t.Errorf("extra delay %s: jitter %.6f s, want in [%g, %g]", c.extra, j, c.lo, c.hi)
+		}
+	}
+}
+
+// TestSPSSize: the picture size is read from an SPS sent as a single NAL unit or inside a STAP-A, as the
+// fixture's 320x180; other payloads (a slice, a FU-A, a truncated STAP-A) give none.
+func TestSPSSize(t *testing.T) {
+	var sps, pps []byte
+	for _, nal := range bytes.Split(h264Fixture, []byte{0, 0, 1}) {
+		nal = bytes.TrimRight(nal, "\x00") // the next unit's four-byte start code
+		if len(nal) > 0 && nal[0]&0x1f == 7 && sps == nil {
+			sps = nal
+		}
+		if len(nal) > 0 && nal[0]&0x1f == 8 && pps == nil {
+			pps = nal
+		}
+	}
+	if sps == nil || pps == nil {
+		t.Fatal("the fixture has no SPS and PPS")
+	}
+	stap := append([]byte{24, byte(len(sps) >> 8), byte(len(sps))}, sps...)
+	stap = append(append(stap, byte(len(pps)>>8), byte(len(pps))), pps...)
+	for _, c := range []struct {
+		name string
+		p    []byte
+		ok   bool
+	}{
+		{"SPS", sps, true},
+		{"STAP-A of SPS and PPS", stap, true},
+		{"PPS", pps, false},
+		{"P slice", []byte{0x41, 0x9a, 0x00}, false},
+		{"FU-A", []byte{0x7c, 0x85, 0x00}, false},
+		{"truncated STAP-A", stap[:len(sps)/2], false},
+		{"empty", nil, false},
+	} {
+		w, h, ok := spsSize(c.p)
+		if ok != c.ok || (ok && (w != 320 || h != 180)) {
+			t.Errorf("%s: %dx%d %v, want 320x180 %v", c.name, w, h, ok, c.ok)
 		}
 	}
 }

@@ -25,7 +25,6 @@ import (
 const (
 	browserHelperEnv  = "OPENSTAGE_NETNS_BROWSER_HELPER"
 	browserHelperURLs = "OPENSTAGE_NETNS_BROWSER_URLS" // the join pages, space-separated
-	chromiumPath      = "/usr/bin/chromium"            // Debian's, which scripts/ci-deps-browser.sh installs
 )
 
 // TestICETCPChromiumWithoutUDP: headless Chromium in a network namespace whose UDP is dropped joins a
@@ -34,12 +33,7 @@ const (
 // publishes and subscriptions as usual.
 func TestICETCPChromiumWithoutUDP(t *testing.T) {
 	fw := needNetns(t)
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true but %s is missing (scripts/ci-deps-browser.sh installs it)", chromiumPath)
-		}
-		t.Skipf("%s is missing", chromiumPath)
-	}
+	needChromium(t)
 	n := udpDroppingNetns(t, fw)
 	cfg := testConfig(t)
 	cfg.Listen = net.JoinHostPort(n.hostIP, "0")

@@ -37,6 +37,7 @@ import (
 	"github.com/openstage/openstage/internal/media"
 	"github.com/openstage/openstage/internal/media/policy"
 	"github.com/openstage/openstage/internal/metrics"
+	"github.com/openstage/openstage/internal/recording"
 	"github.com/openstage/openstage/internal/recording/bucket"
 	"github.com/openstage/openstage/internal/stage"
 	"github.com/openstage/openstage/internal/store"
@@ -65,6 +66,8 @@ type Server struct {
 	generated bool
 	ln        net.Listener
 	buckets   bucket.Store // where storage configurations' buckets are (docs/DESIGN.md §7)
+	recording *recording.Metrics
+	notify    *notifications // webhooks and the event stream (notify.go)
 }
 
 // New opens the store and builds the server. It repairs what an earlier crash left behind before it
@@ -111,6 +114,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		_ = ln.Close()
 		return nil, fmt.Errorf("server: recordings: %w", err)
 	}
+	// Thumbnails are made by ffmpeg (docs/DESIGN.md §7): without it, recordings have none, and say so.
+	ffmpeg := recording.LookFFmpeg()
+	if ffmpeg == "" {
+		log.Warn("ffmpeg not found: recordings of stages that ask for thumbnails are made without them (apt-get install ffmpeg)")
+	}
+	recMetrics := &recording.Metrics{}
 	whip, eventsURL := cfg.Endpoints()
 	domain := stage.New(stage.Config{
 		Account:         ivs.Account{Region: cfg.Region, ID: cfg.AccountID},
@@ -120,7 +129,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 		Quotas: stage.Quotas{Stages: cfg.MaxStages, PublicKeys: cfg.MaxPublicKeys,
 			PublishersPerStage: cfg.MaxPublishersPerStage, SubscribersPerStage: cfg.MaxSubscribersPerStage,
 			StorageConfigurations: cfg.MaxStorageConfigurations},
-		Buckets: buckets,
+		Buckets:   buckets,
+		Recorders: stage.NewRecorders(buckets, ffmpeg, recMetrics, log),
 	}, st, clock.Real{}, signer, log)
 	// On one node, crash recovery ends whatever the store shows open. Nodes sharing PostgreSQL recover in
 	// the cluster's start (below): only their own stages and dead nodes'.
@@ -143,7 +153,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	m := hmac.New(sha256.New, bytes.TrimLeft(scalar, "\x00"))
 	m.Write([]byte("openstage pagination tokens v1"))
 	s := &Server{cfg: cfg, log: log, store: st, domain: domain, RootKey: root, generated: generated, ln: ln}
-	s.buckets = buckets
+	s.buckets, s.recording = buckets, recMetrics
 	if cfg.Postgres() {
 		if err := s.joinCluster(ctx); err != nil {
 			_ = s.close(context.Background())
@@ -163,6 +173,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, er
 	}
 	h := api.New(api.Config{Domain: domain, Keys: keys, Regions: []string{cfg.Region}, PageKey: m.Sum(nil), Log: log,
 		Observe: s.metrics.ObserveAPI})
+	if err := s.buildNotifications(keys, append([]api.Key{root}, cfg.Keys...)); err != nil {
+		_ = s.close(context.Background())
+		return nil, err
+	}
 	s.handler = s.routes(h)
 	return s, nil
 }
@@ -311,6 +325,7 @@ func (s *Server) mediaPlane(whipURL string) error {
 	if c, ok := s.store.(*readcache.Store); ok {
 		src.ParticipantCache = c.Stats
 	}
+	src.Recording = s.recording
 	if s.cluster != nil {
 		src.Cluster = s.cluster.Stats
 	}
@@ -370,6 +385,10 @@ func (s *Server) routes(api http.Handler) http.Handler {
 	events = longLived(events, s.log)
 	mux.Handle("GET /events", events)
 	mux.Handle("GET /events/{stageId}", events)
+	// The notification stream: a literal segment, so it wins over /events/{stageId} (stage ids are 12
+	// characters, never "stream"). It clears its own write deadline.
+	mux.Handle("GET /events/stream", s.notify.stream)
+	s.notify.admin.Routes(mux)
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.Handle(console.Prefix, console.Handler()) // the join page and the browser client
 	return mux
@@ -486,6 +505,8 @@ func (s *Server) Run(ctx context.Context, out io.Writer, ready func(addr net.Add
 	jobs, stopJobs := context.WithCancel(context.Background())
 	wg.Add(1)
 	go func() { defer wg.Done(); s.retentionLoop(jobs) }()
+	s.notify.start(s)
+	srv.RegisterOnShutdown(s.notify.stream.Close) // the streams end when Shutdown begins, not after it
 
 	errc := make(chan error, 1)
 	go func() {
@@ -503,6 +524,7 @@ func (s *Server) Run(ctx context.Context, out io.Writer, ready func(addr net.Add
 	s.log.Info("shutting down")
 	stopJobs()
 	wg.Wait()
+	s.notify.stop()
 	drain, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	// Stop taking requests first, then record everyone as gone, then close the store.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/openstage/openstage/internal/ivs"
+	"github.com/openstage/openstage/internal/notify"
 	"github.com/openstage/openstage/internal/store"
 )
 
@@ -87,8 +88,37 @@ func (w *writer) event(e ivs.Event) error {
 	if err := w.AppendEvent(w.ctx, &e); err != nil {
 		return err
 	}
+	if err := w.notify(e); err != nil {
+		return err
+	}
 	w.hist[k] = h
 	return nil
+}
+
+// notify appends e's notification in the same transaction (docs/DESIGN.md §5.6): the webhooks and the
+// event stream see exactly the events that were stored.
+func (w *writer) notify(e ivs.Event) error {
+	var userID string
+	if lp := w.liveParticipant(e); lp != nil {
+		userID = lp.userID
+	} else if p, err := w.GetParticipant(w.ctx, e.StageID, e.SessionID, e.ParticipantID); err == nil {
+		userID = p.UserID
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	n, err := notify.FromEvent(e, userID)
+	if err != nil {
+		return err
+	}
+	return w.AppendNotification(w.ctx, n)
+}
+
+// liveParticipant returns e's participant if it is live on the writer's stage.
+func (w *writer) liveParticipant(e ivs.Event) *liveParticipant {
+	if w.ls == nil || w.ls.id != e.StageID || w.ls.session != e.SessionID {
+		return nil
+	}
+	return w.ls.parts[e.ParticipantID]
 }
 
 // live appends an event of a participant of the writer's stage, in its active session.

@@ -125,6 +125,9 @@ type MediaSession struct {
 	conn   MediaConn
 	offer  string // the publish offer, for VetSubscribe
 	closed bool
+	// published: the domain took this publish as the participant's (StartPublish); recorded: the
+	// participant's recording takes its packets (recording.go).
+	published, recorded bool
 
 	endOnce sync.Once
 	ended   atomic.Bool
@@ -249,6 +252,7 @@ func (m *MediaSession) attach(conn MediaConn, offer string) bool {
 func (m *MediaSession) end() {
 	m.endOnce.Do(func() {
 		m.ended.Store(true)
+		m.s.unrecordPublish(m)
 		if m.pr != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 			if err := m.pr.Leave(ctx); err != nil {
@@ -318,7 +322,12 @@ func (s *Service) Publish(ctx context.Context, req MediaRequest) (*MediaSession,
 			if err := s.StartPublish(ctx, pr); err != nil {
 				s.log.Info("stage: publish refused when media started", "stage", pr.Stage, "participant", pr.ID, "err", err)
 				m.Close()
+				return
 			}
+			m.mu.Lock()
+			m.published = true
+			m.mu.Unlock()
+			s.recordPublish(m)
 		},
 		OnViolation: func(code ivs.ErrorCode, msg string) {
 			s.log.Info("stage: media policy violation", "stage", pr.Stage, "participant", pr.ID, "code", code, "detail", msg)
@@ -337,6 +346,7 @@ func (s *Service) Publish(ctx context.Context, req MediaRequest) (*MediaSession,
 	if !m.attach(conn, req.Offer) {
 		return nil, "", ErrDisplaced
 	}
+	s.recordPublish(m) // if its media started before it was attached
 	return m, answer, nil
 }
 

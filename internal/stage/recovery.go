@@ -74,6 +74,10 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	}
 	s.timers.Wait()
 	s.closing.Wait()
+	// The publishes have ended (closing them above detached their recordings): every recording of this
+	// node, reconnect windows included, ends now with its files complete.
+	s.stopRecordings()
+	s.closing.Wait()
 	return errors.Join(errs...)
 }
 
@@ -81,6 +85,14 @@ func (s *Service) Shutdown(ctx context.Context) error {
 // history stands (SUBSCRIBE_STOPPED, PUBLISH_STOPPED, LEFT) and become DISCONNECTED, and sessions still open
 // are ended. Call it at start, before serving.
 func (s *Service) Recover(ctx context.Context) error {
+	// First the recordings, while their participants still show how far they got.
+	recs, err := s.recoverRecordings(ctx)
+	if err != nil {
+		return err
+	}
+	if recs > 0 {
+		s.log.Info("recovered recordings a stop interrupted: now FAILED, their playlists complete", slog.Int("recordings", recs))
+	}
 	parts, err := s.store.ConnectedParticipants(ctx)
 	if err != nil {
 		return err
@@ -126,5 +138,17 @@ func (s *Service) endStoredTx(w *writer, p ivs.Participant, at time.Time) error 
 		}
 	}
 	p.State = ivs.StateDisconnected
-	return w.PutParticipant(w.ctx, p)
+	if err := w.PutParticipant(w.ctx, p); err != nil {
+		return err
+	}
+	if p.Recording.State.Unfinished() {
+		// A recording a gone node left (Adopt; Recover has finished these already): it will write no more.
+		rs := p.Recording
+		rs.State = ivs.RecordingFailed
+		if err := w.SetParticipantRecording(w.ctx, p.StageID, p.SessionID, p.ID, rs); err != nil {
+			return err
+		}
+		s.spawn(func() { s.finishRecording(p.Recording) })
+	}
+	return nil
 }

@@ -133,8 +133,9 @@ func (s *Service) UpdateStage(ctx context.Context, arn string, name *string) (St
 }
 
 // UpdateStageWith is UpdateStage that may also replace the stage's autoParticipantRecordingConfiguration
-// (rec nil leaves it unchanged). The model says it "cannot be updated while recording is active"; no
-// participant's recordingState is ever ACTIVE until the recorder exists, so there is nothing to refuse yet.
+// (rec nil leaves it unchanged). The model says it "cannot be updated while recording is active": a change
+// of it while a participant of the stage is recorded (STARTING, ACTIVE, STOPPING, or in its reconnect
+// window) is ErrRecordingActive (ConflictException); the same configuration again is no change.
 func (s *Service) UpdateStageWith(ctx context.Context, arn string, name *string, rec *RecordingSpec) (StageView, error) {
 	id, err := s.stageID(arn)
 	if err != nil {
@@ -150,9 +151,20 @@ func (s *Service) UpdateStageWith(ctx context.Context, arn string, name *string,
 			st.Name = *name
 		}
 		if rec != nil {
-			if st.Recording, err = s.useStorageConfiguration(ctx, tx, *rec); err != nil {
+			next, err := s.useStorageConfiguration(ctx, tx, *rec)
+			if err != nil {
 				return err
 			}
+			if next != st.Recording {
+				active, err := s.recordingActiveOn(ctx, tx, st)
+				if err != nil {
+					return err
+				}
+				if active {
+					return fmt.Errorf("%w: autoParticipantRecordingConfiguration cannot be updated while recording is active", ErrRecordingActive)
+				}
+			}
+			st.Recording = next
 		}
 		return tx.UpdateStage(ctx, st)
 	})
@@ -309,8 +321,8 @@ func (s *Service) GetParticipant(ctx context.Context, stageARN string, session i
 	return p, nil
 }
 
-// ParticipantQuery is ListParticipants' filter. RecordingState filters on a recording state; openstage does
-// not record yet, so every participant is DISABLED and such a filter matches nobody.
+// ParticipantQuery is ListParticipants' filter (filterByRecordingState is store.ParticipantFilter's
+// RecordingState).
 type ParticipantQuery struct {
 	store.ParticipantFilter
 	RecordingState string
@@ -320,10 +332,14 @@ type ParticipantQuery struct {
 // ResourceNotFoundException: an unknown stage or session has no participants.
 func (s *Service) ListParticipants(ctx context.Context, stageARN string, session ivs.SessionID, q ParticipantQuery, p store.Page) ([]ivs.Participant, error) {
 	sid, ok := s.cfg.Account.StageIDFromARN(stageARN)
-	if !ok || q.RecordingState != "" {
+	if !ok {
 		return nil, nil
 	}
-	return s.store.ListParticipants(ctx, sid, session, q.ParticipantFilter, p)
+	f := q.ParticipantFilter
+	if q.RecordingState != "" {
+		f.RecordingState = ivs.RecordingState(q.RecordingState)
+	}
+	return s.store.ListParticipants(ctx, sid, session, f, p)
 }
 
 // ListEvents pages a participant's events in the order they happened.

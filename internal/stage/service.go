@@ -43,6 +43,8 @@ type Config struct {
 	Quotas          Quotas
 	// Buckets checks the buckets of new storage configurations; nil refuses storage configurations.
 	Buckets Buckets
+	// Recorders records the publishers of recording stages (docs/DESIGN.md §7); nil records nobody.
+	Recorders Recorders
 }
 
 // Service is the stage domain.
@@ -68,6 +70,11 @@ type Service struct {
 
 	keyMu    sync.Mutex
 	keyCache map[string]*ecdsa.PublicKey // public key ARN -> parsed key
+
+	// recMu guards recs, this node's recordings in progress (recording.go). It is taken before mu, never
+	// under liveStage.mu.
+	recMu sync.Mutex
+	recs  map[recordingKey]*liveRecording
 }
 
 // New makes the domain over st. signer mints server tokens; its key also verifies them.
@@ -87,7 +94,7 @@ func New(cfg Config, st store.Store, clk clock.Clock, signer *token.Signer, log 
 	s := &Service{
 		cfg: cfg, store: st, clock: clk, signer: signer, log: log,
 		live: map[ivs.StageID]*liveStage{}, watchers: map[ivs.StageID]map[chan struct{}]struct{}{},
-		keyCache: map[string]*ecdsa.PublicKey{},
+		keyCache: map[string]*ecdsa.PublicKey{}, recs: map[recordingKey]*liveRecording{},
 	}
 	s.verifier = &token.Verifier{Keys: s, Now: clk.Now}
 	return s

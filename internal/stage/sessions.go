@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/openstage/openstage/internal/ivs"
+	"github.com/openstage/openstage/internal/notify"
 	"github.com/openstage/openstage/internal/store"
 )
 
@@ -18,6 +19,9 @@ func (s *Service) ensureSessionTx(ctx context.Context, tx store.Tx, st ivs.Stage
 	}
 	sess := ivs.Session{StageID: st.ID, ID: ivs.NewSessionID(), StartTime: s.now()}
 	if err := tx.InsertSession(ctx, sess); err != nil {
+		return "", err
+	}
+	if err := tx.AppendNotification(ctx, notify.FromSession(notify.KindSessionStarted, st.ID, sess.ID, sess.StartTime)); err != nil {
 		return "", err
 	}
 	st.ActiveSessionID = sess.ID
@@ -93,6 +97,9 @@ func (s *Service) endSessionTx(ctx context.Context, tx store.Tx, stageID ivs.Sta
 	if sess.Active() {
 		sess.EndTime = s.now()
 		if err := tx.UpdateSession(ctx, sess); err != nil {
+			return err
+		}
+		if err := tx.AppendNotification(ctx, notify.FromSession(notify.KindSessionEnded, stageID, session, sess.EndTime)); err != nil {
 			return err
 		}
 	}

@@ -21,7 +21,24 @@ var (
 
 	_ PlaybackControl = sfuSubscriber{}
 	_ LayerControl    = sfuSubscriber{}
+	_ Tappable        = sfuPublisher{}
 )
+
+// sfuPublisher is a publish of the SFU, which a recorder may tap.
+type sfuPublisher struct{ *media.Publisher }
+
+func (p sfuPublisher) SetSink(s PacketSink) {
+	if s == nil {
+		p.SetTap(nil)
+		return
+	}
+	p.SetTap(sinkTap{s})
+}
+
+// sinkTap is a PacketSink as the SFU's tap.
+type sinkTap struct{ s PacketSink }
+
+func (t sinkTap) TapRTP(video bool, raw []byte) { t.s.WriteRTP(video, raw) }
 
 // sfuSubscriber is a subscription of the SFU, with its layers in the domain's terms.
 type sfuSubscriber struct{ *media.Subscriber }
@@ -40,12 +57,17 @@ func (p sfuPlane) Publish(ctx context.Context, stage ivs.StageID, id ivs.Partici
 	if err != nil {
 		return nil, "", mediaError(err)
 	}
-	return pub, answer, nil
+	return sfuPublisher{pub}, answer, nil
 }
 
 func (p sfuPlane) Subscribe(ctx context.Context, publisher MediaConn, offer, layerPref string, h MediaHooks) (MediaConn, string, error) {
-	pub, ok := publisher.(*media.Publisher)
-	if !ok {
+	var pub *media.Publisher
+	switch p := publisher.(type) {
+	case sfuPublisher:
+		pub = p.Publisher
+	case *media.Publisher:
+		pub = p
+	default:
 		return nil, "", ErrPublisherNotFound
 	}
 	sub, answer, err := p.sfu.Subscribe(ctx, pub, offer, layerPref, media.SubscribeHooks{OnConnected: h.OnConnected, OnClosed: h.OnClosed})

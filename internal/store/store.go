@@ -39,6 +39,9 @@ type ParticipantFilter struct {
 	UserID    *string
 	Published *bool
 	State     ivs.ParticipantState // "" = any
+	// RecordingState matches participant.Recording.State ("" = any; DISABLED also matches a participant
+	// whose recording was never set).
+	RecordingState ivs.RecordingState
 }
 
 // Reader is every read the API and the domain make. Lists are keyset-paginated in the orders of
@@ -58,6 +61,9 @@ type Reader interface {
 	ListParticipants(ctx context.Context, stage ivs.StageID, session ivs.SessionID, f ParticipantFilter, p Page) ([]ivs.Participant, error)
 	// ConnectedParticipants returns every participant in state CONNECTED, on every stage (crash recovery).
 	ConnectedParticipants(ctx context.Context) ([]ivs.Participant, error)
+	// UnfinishedRecordings returns every participant whose recording state is STARTING, ACTIVE or STOPPING,
+	// on every stage (crash recovery: a recording that a stopped process left unfinished).
+	UnfinishedRecordings(ctx context.Context) ([]ivs.Participant, error)
 
 	ListEvents(ctx context.Context, stage ivs.StageID, session ivs.SessionID, participant ivs.ParticipantID, p Page) ([]ivs.Event, error)
 
@@ -105,8 +111,12 @@ type Tx interface {
 	// UpdateSession writes EndTime; StartTime never changes.
 	UpdateSession(ctx context.Context, s ivs.Session) error // ErrNotFound
 
-	// PutParticipant inserts or replaces the participant (stage, session, id).
+	// PutParticipant inserts or replaces the participant (stage, session, id), except its Recording: a new
+	// participant's is DISABLED with no bucket or prefix, and an existing one's stays as it is.
 	PutParticipant(ctx context.Context, p ivs.Participant) error
+	// SetParticipantRecording sets the participant's Recording (ErrNotFound when there is no such
+	// participant). The recorder is its one writer, apart from PutParticipant's.
+	SetParticipantRecording(ctx context.Context, stage ivs.StageID, session ivs.SessionID, id ivs.ParticipantID, r ivs.ParticipantRecording) error
 	// AppendEvent stores e after every earlier event of the same participant and sets e.Seq: 1, 2, 3, ...
 	// per (stage, session, participant), without gaps or duplicates even when transactions append at once.
 	AppendEvent(ctx context.Context, e *ivs.Event) error
@@ -127,6 +137,10 @@ type Tx interface {
 	// against a concurrent delete (ErrNotFound when there is none): a stage that starts naming it in this
 	// transaction and a DeleteStorageConfiguration that checks no stage names it are serialised.
 	LockStorageConfiguration(ctx context.Context, id ivs.StorageConfigurationID) (ivs.StorageConfiguration, error)
+
+	// AppendNotification adds n to the notification log (Outbox) and sets n.Seq. It commits with the
+	// transaction, so a notification exists exactly when what it tells was written.
+	AppendNotification(ctx context.Context, n *Notification) error
 }
 
 // Store is a durable store. Update runs fn in a transaction and commits when fn returns nil; a commit that
@@ -148,4 +162,6 @@ type Store interface {
 	// nodes share what the server makes once, such as the token signing key.
 	Secret(ctx context.Context, name string, create func() ([]byte, error)) ([]byte, error)
 	Close() error
+	// Outbox reads the notification log and keeps the webhooks' deliveries (notifications.go).
+	Outbox
 }

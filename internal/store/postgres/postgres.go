@@ -229,7 +229,7 @@ func (s *Store) DeleteEndedBefore(ctx context.Context, t time.Time) (int, error)
 		}
 		total += deleted
 		if finished {
-			return total, nil
+			return total, s.pruneNotifications(ctx, before)
 		}
 	}
 }

@@ -13,6 +13,8 @@ const (
 		isp_name, os_name, os_version, browser_name, browser_version, sdk_version, protocol`
 	eventCols = `stage_id, session_id, participant_id, seq, name, time, remote_participant_id, error_code`
 	keyCols   = `id, name, material, fingerprint, created_at`
+	// What a participant read returns: the columns PutParticipant writes, and the recording (migration 0005).
+	participantReadCols = participantCols + `, recording_bucket, recording_prefix, recording_state`
 )
 
 // A NULL LIMIT is no limit (Page.Limit <= 0).
@@ -40,9 +42,13 @@ const (
 	qInsertSession  = `INSERT INTO sessions (` + sessionCols + `) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`
 	qUpdateSession  = `UPDATE sessions SET end_time = $1 WHERE stage_id = $2 AND id = $3` // start_time never changes
 
-	qGetParticipant        = `SELECT ` + participantCols + ` FROM participants WHERE stage_id = $1 AND session_id = $2 AND id = $3`
-	qConnectedParticipants = `SELECT ` + participantCols + ` FROM participants WHERE state = 'CONNECTED'
+	qGetParticipant        = `SELECT ` + participantReadCols + ` FROM participants WHERE stage_id = $1 AND session_id = $2 AND id = $3`
+	qConnectedParticipants = `SELECT ` + participantReadCols + ` FROM participants WHERE state = 'CONNECTED'
 		ORDER BY stage_id, session_id, first_join_time, id`
+	qUnfinishedRecordings = `SELECT ` + participantReadCols + ` FROM participants
+		WHERE recording_state IN ('STARTING', 'ACTIVE', 'STOPPING') ORDER BY stage_id, session_id, id`
+	qSetParticipantRecording = `UPDATE participants SET recording_bucket = $1, recording_prefix = $2, recording_state = $3
+		WHERE stage_id = $4 AND session_id = $5 AND id = $6`
 	qPutParticipant = `INSERT INTO participants (` + participantCols + `)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 		ON CONFLICT (stage_id, session_id, id) DO UPDATE SET
@@ -104,23 +110,25 @@ const (
 	filterUser
 	filterPublished
 	filterState
+	filterRecordingState
 )
 
-var qListParticipants [4][2]string
+var qListParticipants [5][2]string
 
 func init() {
 	for kind, cond := range []string{
-		filterNone:      ``,
-		filterUser:      ` AND user_id = $3`,
-		filterPublished: ` AND published = $3`,
-		filterState:     ` AND state = $3`,
+		filterNone:           ``,
+		filterUser:           ` AND user_id = $3`,
+		filterPublished:      ` AND published = $3`,
+		filterState:          ` AND state = $3`,
+		filterRecordingState: ` AND recording_state = $3`,
 	} {
 		n := 3 // next parameter number
 		if cond != "" {
 			n = 4
 		}
 		for after := range 2 {
-			q := `SELECT ` + participantCols + ` FROM participants WHERE stage_id = $1 AND session_id = $2` + cond
+			q := `SELECT ` + participantReadCols + ` FROM participants WHERE stage_id = $1 AND session_id = $2` + cond
 			m := n
 			if after == 1 {
 				q += ` AND (first_join_time, id) > ($` + strconv.Itoa(m) + `, $` + strconv.Itoa(m+1) + `)`

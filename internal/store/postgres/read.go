@@ -56,13 +56,18 @@ func scanSession(sc scanner) (ivs.Session, error) {
 
 func scanParticipant(sc scanner) (ivs.Participant, error) {
 	var stage, session, state, attrs, protocol string
-	var id, user, isp, osName, osVersion, browser, browserVersion, sdk []byte
+	var id, user, isp, osName, osVersion, browser, browserVersion, sdk, recPrefix []byte
+	var recBucket, recState string
 	var joined int64
 	var p ivs.Participant
 	err := sc.Scan(&stage, &session, &id, &user, &state, &joined, &attrs, &p.Published,
-		&isp, &osName, &osVersion, &browser, &browserVersion, &sdk, &protocol)
+		&isp, &osName, &osVersion, &browser, &browserVersion, &sdk, &protocol, &recBucket, &recPrefix, &recState)
 	if err != nil {
 		return p, err
+	}
+	p.Recording = ivs.ParticipantRecording{BucketName: recBucket, Prefix: string(recPrefix), State: ivs.RecordingState(recState)}
+	if p.Recording.State == ivs.RecordingDisabled {
+		p.Recording.State = "" // the zero value is DISABLED (ivs.ParticipantRecording)
 	}
 	p.StageID, p.SessionID, p.ID = ivs.StageID(stage), ivs.SessionID(session), ivs.ParticipantID(id)
 	p.UserID, p.State, p.FirstJoinTime = string(user), ivs.ParticipantState(state), fromNanos(joined)
@@ -191,6 +196,8 @@ func (r reads) ListParticipants(ctx context.Context, stage ivs.StageID, session 
 		kind, args = filterPublished, append(args, *f.Published)
 	case f.State != "":
 		kind, args = filterState, append(args, string(f.State))
+	case f.RecordingState != "":
+		kind, args = filterRecordingState, append(args, string(f.RecordingState))
 	}
 	after := 0
 	if p.After != nil {
@@ -206,6 +213,10 @@ func (r reads) ListParticipants(ctx context.Context, stage ivs.StageID, session 
 
 func (r reads) ConnectedParticipants(ctx context.Context) ([]ivs.Participant, error) {
 	return list(ctx, r, "connected participants", 0, scanParticipant, qConnectedParticipants)
+}
+
+func (r reads) UnfinishedRecordings(ctx context.Context) ([]ivs.Participant, error) {
+	return list(ctx, r, "unfinished recordings", 0, scanParticipant, qUnfinishedRecordings)
 }
 
 func (r reads) ListEvents(ctx context.Context, stage ivs.StageID, session ivs.SessionID, participant ivs.ParticipantID, p store.Page) ([]ivs.Event, error) {

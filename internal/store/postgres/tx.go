@@ -196,6 +196,21 @@ func (t *tx) PutParticipant(ctx context.Context, p ivs.Participant) error {
 	return nil
 }
 
+func (t *tx) SetParticipantRecording(ctx context.Context, stage ivs.StageID, session ivs.SessionID, id ivs.ParticipantID, r ivs.ParticipantRecording) error {
+	state := r.State
+	if state == "" {
+		state = ivs.RecordingDisabled
+	}
+	n, err := t.exec(ctx, qSetParticipantRecording, r.BucketName, bin(r.Prefix), string(state), string(stage), string(session), bin(string(id)))
+	if err != nil {
+		return fmt.Errorf("postgres: set participant recording %s/%s/%s: %w", stage, session, id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: participant %s/%s/%s", store.ErrNotFound, stage, session, id)
+	}
+	return nil
+}
+
 func (t *tx) AppendEvent(ctx context.Context, e *ivs.Event) error {
 	at, err := nanos(e.Time)
 	if err != nil {

@@ -149,6 +149,11 @@ func (t *recordingTx) PutParticipant(ctx context.Context, p ivs.Participant) err
 	return t.Tx.PutParticipant(ctx, p)
 }
 
+func (t *recordingTx) SetParticipantRecording(ctx context.Context, stage ivs.StageID, session ivs.SessionID, id ivs.ParticipantID, r ivs.ParticipantRecording) error {
+	t.w.keys = append(t.w.keys, key{stage, session, id})
+	return t.Tx.SetParticipantRecording(ctx, stage, session, id, r)
+}
+
 func (t *recordingTx) DeleteStage(ctx context.Context, id ivs.StageID) error {
 	t.w.all = true
 	return t.Tx.DeleteStage(ctx, id)

@@ -18,7 +18,9 @@ const (
 	qListSessionsAfter
 	qActiveSessions
 	qGetParticipant
-	qListParticipants // + 2*filterKind + after: 8 statements
+	qListParticipants // + 2*filterKind + after: 10 statements
+	_
+	_
 	_
 	_
 	_
@@ -27,6 +29,7 @@ const (
 	_
 	_
 	qConnectedParticipants
+	qUnfinishedRecordings
 	qListEvents
 	qGetPublicKey
 	qListPublicKeysFirst
@@ -71,6 +74,7 @@ const (
 	qDataVersion
 	qInsertStorageConfiguration
 	qDeleteStorageConfiguration
+	qSetParticipantRecording
 
 	numStmts
 	firstWrite = qInsertStage
@@ -82,6 +86,7 @@ const (
 	filterUser
 	filterPublished
 	filterState
+	filterRecordingState
 )
 
 // The list statements have no LIMIT: the reader stops stepping after the page's rows (read.go, list). A
@@ -93,8 +98,10 @@ const (
 	sessionCols     = `stage_id, id, start_time, end_time`
 	participantCols = `stage_id, session_id, id, user_id, state, first_join_time, attributes, published,
 		isp_name, os_name, os_version, browser_name, browser_version, sdk_version, protocol`
-	eventCols = `stage_id, session_id, participant_id, seq, name, time, remote_participant_id, error_code`
-	keyCols   = `id, name, material, fingerprint, created_at`
+	// What a participant read returns: the columns PutParticipant writes, and the recording (migration 0005).
+	participantReadCols = participantCols + `, recording_bucket, recording_prefix, recording_state`
+	eventCols           = `stage_id, session_id, participant_id, seq, name, time, remote_participant_id, error_code`
+	keyCols             = `id, name, material, fingerprint, created_at`
 	// Storage configurations.
 	storageCols = `id, name, bucket_name, created_at`
 )
@@ -115,20 +122,23 @@ func init() {
 		ORDER BY start_time DESC, id DESC`
 	q[qActiveSessions] = `SELECT ` + sessionCols + ` FROM sessions WHERE end_time = 0 ORDER BY stage_id, start_time, id`
 
-	q[qGetParticipant] = `SELECT ` + participantCols + ` FROM participants WHERE stage_id = ? AND session_id = ? AND id = ?`
+	q[qGetParticipant] = `SELECT ` + participantReadCols + ` FROM participants WHERE stage_id = ? AND session_id = ? AND id = ?`
 	for kind, cond := range []string{
-		filterNone:      ``,
-		filterUser:      ` AND user_id = ?`,
-		filterPublished: ` AND published = ?`,
-		filterState:     ` AND state = ?`,
+		filterNone:           ``,
+		filterUser:           ` AND user_id = ?`,
+		filterPublished:      ` AND published = ?`,
+		filterState:          ` AND state = ?`,
+		filterRecordingState: ` AND recording_state = ?`,
 	} {
 		for after, keyset := range []string{``, ` AND (first_join_time, id) > (?, ?)`} {
-			q[qListParticipants+stmtID(2*kind+after)] = `SELECT ` + participantCols + ` FROM participants
+			q[qListParticipants+stmtID(2*kind+after)] = `SELECT ` + participantReadCols + ` FROM participants
 				WHERE stage_id = ? AND session_id = ?` + cond + keyset + ` ORDER BY first_join_time, id`
 		}
 	}
-	q[qConnectedParticipants] = `SELECT ` + participantCols + ` FROM participants WHERE state = 'CONNECTED'
+	q[qConnectedParticipants] = `SELECT ` + participantReadCols + ` FROM participants WHERE state = 'CONNECTED'
 		ORDER BY stage_id, session_id, first_join_time, id`
+	q[qUnfinishedRecordings] = `SELECT ` + participantReadCols + ` FROM participants
+		WHERE recording_state IN ('STARTING', 'ACTIVE', 'STOPPING') ORDER BY stage_id, session_id, id`
 
 	q[qListEvents] = `SELECT ` + eventCols + ` FROM events
 		WHERE stage_id = ? AND session_id = ? AND participant_id = ? AND seq > ? ORDER BY seq`
@@ -163,6 +173,8 @@ func init() {
 			attributes = excluded.attributes, published = excluded.published, isp_name = excluded.isp_name,
 			os_name = excluded.os_name, os_version = excluded.os_version, browser_name = excluded.browser_name,
 			browser_version = excluded.browser_version, sdk_version = excluded.sdk_version, protocol = excluded.protocol`
+	q[qSetParticipantRecording] = `UPDATE participants SET recording_bucket = ?, recording_prefix = ?, recording_state = ?
+		WHERE stage_id = ? AND session_id = ? AND id = ?`
 	// The next Seq is the participant's last plus one: a b-tree seek to its last event, then a plain insert.
 	// Both run inside the write transaction, which holds SQLite's write lock, so no other writer can
 	// take the same Seq. (One INSERT ... SELECT MAX(seq) ... RETURNING costs more: SQLite runs an

@@ -74,10 +74,16 @@ func scanParticipant(sc scanner) (ivs.Participant, error) {
 	var joined, published int64
 	var p ivs.Participant
 	c := &p.Client
+	var recState string
 	err := sc.Scan(&stage, &session, &id, &p.UserID, &state, &joined, &attrs, &published,
-		&c.ISPName, &c.OSName, &c.OSVersion, &c.BrowserName, &c.BrowserVersion, &c.SDKVersion, &protocol)
+		&c.ISPName, &c.OSName, &c.OSVersion, &c.BrowserName, &c.BrowserVersion, &c.SDKVersion, &protocol,
+		&p.Recording.BucketName, &p.Recording.Prefix, &recState)
 	if err != nil {
 		return p, err
+	}
+	p.Recording.State = ivs.RecordingState(recState)
+	if p.Recording.State == ivs.RecordingDisabled {
+		p.Recording.State = "" // the zero value is DISABLED (ivs.ParticipantRecording)
 	}
 	p.StageID, p.SessionID, p.ID = ivs.StageID(stage), ivs.SessionID(session), ivs.ParticipantID(id)
 	p.State, p.Published, c.Protocol = ivs.ParticipantState(state), published != 0, ivs.Protocol(protocol)
@@ -200,6 +206,8 @@ func (r reads) ListParticipants(ctx context.Context, stage ivs.StageID, session 
 		kind, args = filterPublished, append(args, *f.Published)
 	case f.State != "":
 		kind, args = filterState, append(args, f.State)
+	case f.RecordingState != "":
+		kind, args = filterRecordingState, append(args, f.RecordingState)
 	}
 	after := 0
 	if p.After != nil {
@@ -214,6 +222,10 @@ func (r reads) ListParticipants(ctx context.Context, stage ivs.StageID, session 
 
 func (r reads) ConnectedParticipants(ctx context.Context) ([]ivs.Participant, error) {
 	return list(ctx, r, "connected participants", -1, scanParticipant, qConnectedParticipants)
+}
+
+func (r reads) UnfinishedRecordings(ctx context.Context) ([]ivs.Participant, error) {
+	return list(ctx, r, "unfinished recordings", -1, scanParticipant, qUnfinishedRecordings)
 }
 
 func (r reads) ListEvents(ctx context.Context, stage ivs.StageID, session ivs.SessionID, participant ivs.ParticipantID, p store.Page) ([]ivs.Event, error) {

@@ -270,7 +270,9 @@ func TestQueryPlans(t *testing.T) {
 	ctx := t.Context()
 	for id := range numStmts {
 		q := stmtSQL[id]
-		if !strings.HasPrefix(strings.TrimSpace(q), "SELECT") || id == qCountStages || id == qCountPublicKeys || id == qCountStorageConfigurations || id == qActiveSessions || id == qConnectedParticipants {
+		if !strings.HasPrefix(strings.TrimSpace(q), "SELECT") || id == qCountStages || id == qCountPublicKeys || id == qCountStorageConfigurations || id == qActiveSessions || id == qConnectedParticipants ||
+			id == qUnfinishedRecordings { // crash recovery's reads: a scan of a partial index of the few rows
+
 			continue
 		}
 		n := strings.Count(q, "?")

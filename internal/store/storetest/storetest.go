@@ -61,7 +61,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"StorageConfigurations", testStorageConfigurations},
 		{"OrderStorageConfigurations", testOrderStorageConfigurations},
 		{"StageRecording", testStageRecording},
+		{"ParticipantRecording", testParticipantRecording},
 		{"ConcurrentStorageConfigurations", one(testConcurrentStorageConfigurations)},
+		{"Notifications", testNotifications},
+		{"NotificationRetention", testNotificationRetention},
+		{"Deliveries", testDeliveries},
+		{"ConcurrentNotifications", one(testConcurrentNotifications)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -88,6 +93,7 @@ func RunShared(t *testing.T, open func(t *testing.T) (store.Store, store.Store))
 		{"ConcurrentSecret", testConcurrentSecret},
 		{"DeleteEndedBeforeTogether", testSharedDeleteEndedBefore},
 		{"ConcurrentStorageConfigurations", testConcurrentStorageConfigurations},
+		{"ConcurrentNotifications", testConcurrentNotifications},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
