@@ -71,8 +71,9 @@ func (s *Service) Held() []ivs.StageID {
 // participants the store shows CONNECTED in the stage's active session were held by a node that is gone (a
 // dead node, or this one before a crash), so they get the events that end them (as crash recovery writes
 // them) and become DISCONNECTED, and the session ends. A node calls it when it takes a stage over, before
-// anyone joins there. With live state here it does nothing: those participants are this node's own. It
-// returns how many participants it ended.
+// anyone joins there. With live state here it does nothing: those participants are this node's own. The
+// stage's recordings left unfinished by a recorder of another process end as FAILED too. It returns how many
+// participants it ended.
 func (s *Service) Adopt(ctx context.Context, id ivs.StageID) (int, error) {
 	ls, err := s.lockLive(id)
 	if err != nil {
@@ -81,6 +82,10 @@ func (s *Service) Adopt(ctx context.Context, id ivs.StageID) (int, error) {
 	defer s.unlock(ls, nil)
 	if ls.session != "" || len(ls.parts) > 0 {
 		return 0, nil
+	}
+	// Recordings the gone holder left unfinished (one in its reconnect window may outlive the session).
+	if _, err := s.endOrphanRecordings(ctx, id); err != nil {
+		return 0, err
 	}
 	st, err := s.store.GetStage(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && st.ActiveSessionID == "") {

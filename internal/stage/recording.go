@@ -322,17 +322,36 @@ func (s *Service) finishRecording(rs ivs.ParticipantRecording) {
 // the store): their playlists are made VOD-complete and they become FAILED, with recording-failed.json
 // saying why (SPEC §7: the recordingState is not left ACTIVE after a restart).
 func (s *Service) recoverRecordings(ctx context.Context) (int, error) {
+	return s.endOrphanRecordings(ctx, "")
+}
+
+// endOrphanRecordings ends, as recoverRecordings does, the unfinished recordings of the stage (of every stage
+// when stage is "") that no recorder of this process holds: their recorder was in a process that is gone (this
+// one before a crash, or a dead node whose stage this node takes over, placement.go). A recording of this
+// process in its reconnect window is left alone. Each becomes FAILED, announced as IVS's "Recording End
+// Failure" (or "Recording Start Failure" before its first segment).
+func (s *Service) endOrphanRecordings(ctx context.Context, stage ivs.StageID) (int, error) {
 	ps, err := s.store.UnfinishedRecordings(ctx)
 	if err != nil {
 		return 0, err
 	}
+	ended := 0
 	for _, p := range ps {
+		key := recordingKey{p.StageID, p.SessionID, p.ID}
+		s.recMu.Lock()
+		_, mine := s.recs[key]
+		s.recMu.Unlock()
+		if mine || (stage != "" && p.StageID != stage) {
+			continue
+		}
 		rs := p.Recording
+		prev := rs.State
 		s.finishRecording(rs)
 		rs.State = ivs.RecordingFailed
-		if err := s.setRecording(ctx, recordingKey{p.StageID, p.SessionID, p.ID}, rs); err != nil {
-			return 0, fmt.Errorf("stage: recover the recording of %s: %w", p.ID, err)
+		if err := s.setRecordingNotified(ctx, key, prev, rs); err != nil {
+			return ended, fmt.Errorf("stage: end the recording of %s: %w", p.ID, err)
 		}
+		ended++
 	}
-	return len(ps), nil
+	return ended, nil
 }

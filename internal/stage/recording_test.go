@@ -302,3 +302,62 @@ func TestRecordingDisplacedPublish(t *testing.T) {
 		t.Fatal("the displaced publish's end untapped the new one")
 	}
 }
+
+// TestAdoptEndsAGoneRecordersRecording: a node taking a stage over (Adopt) ends the recordings the store shows
+// unfinished that no recorder of its own holds — a dead node's, whose session may already have ended while the
+// recording waited in its reconnect window — finishing their files and announcing the failure; the recording
+// its own recorder holds on another stage is not touched.
+func TestAdoptEndsAGoneRecordersRecording(t *testing.T) {
+	ctx := context.Background()
+	e := newRecEnv(t)
+	_, _ = e.publish() // this process's own recording, on e's stage
+	own := e.get()
+	e.rec.recs[0].req.OnState(ivs.RecordingActive)
+
+	// Another stage, whose participant a gone process was recording: its session ended, its recording ACTIVE.
+	v, _, err := e.svc.CreateStageWith(ctx, "taken-over", nil, nil, e.spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := ivs.StageID(ivs.LastSegment(v.ARN))
+	sid, pid := ivs.NewSessionID(), ivs.ParticipantID("gonepublisher")
+	rs := ivs.ParticipantRecording{BucketName: "bucket-1", Prefix: string(other) + "/" + string(sid) + "/gonepublisher/1", State: ivs.RecordingActive}
+	err = e.st.Update(ctx, func(tx store.Tx) error {
+		if err := tx.InsertSession(ctx, ivs.Session{StageID: other, ID: sid, StartTime: t0, EndTime: t0.Add(time.Minute)}); err != nil {
+			return err
+		}
+		if err := tx.PutParticipant(ctx, ivs.Participant{StageID: other, SessionID: sid, ID: pid, State: ivs.StateDisconnected, FirstJoinTime: t0}); err != nil {
+			return err
+		}
+		return tx.SetParticipantRecording(ctx, other, sid, pid, rs)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Adopt(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	p, err := e.st.GetParticipant(ctx, other, sid, pid)
+	if err != nil || p.Recording.State != ivs.RecordingFailed || p.Recording.Prefix != rs.Prefix {
+		t.Fatalf("the gone recorder's recording after Adopt: %+v %v", p.Recording, err)
+	}
+	if !slices.Contains(e.rec.finished, "bucket-1/"+rs.Prefix) {
+		t.Fatalf("its files were not finished: %q", e.rec.finished)
+	}
+	notes, err := e.st.ListNotifications(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for _, n := range notes {
+		if n.Kind == "RECORDING_END_FAILED" && n.StageID == other {
+			failed++
+		}
+	}
+	if failed != 1 {
+		t.Fatalf("%d RECORDING_END_FAILED notifications for the taken-over stage, want 1", failed)
+	}
+	if got := e.get().Recording; got.State != ivs.RecordingActive || got.Prefix != own.Recording.Prefix {
+		t.Fatalf("this process's own recording after adopting another stage: %+v", got)
+	}
+}
