@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -281,5 +282,63 @@ func TestFrontDoorTrustsOnlyNodes(t *testing.T) {
 	mux.ServeHTTP(httptest.NewRecorder(), r)
 	if got.remote != "203.0.113.9:1234" || got.auth != "" || !got.hop {
 		t.Fatalf("a node's forwarded request: %+v", got)
+	}
+}
+
+// TestRequestStage: the front door routes by the events path's stage, else the token's topic, read without
+// verifying it (the owner verifies), whatever other claims the token has; no token, no stage.
+func TestRequestStage(t *testing.T) {
+	enc := func(claims string) string {
+		b64 := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+		return b64(`{"alg":"ES384","typ":"JWT"}`) + "." + b64(claims) + "." + b64("not checked here")
+	}
+	for _, tc := range []struct {
+		name  string
+		route Route
+		req   func() *http.Request
+		want  ivs.StageID
+	}{
+		{"whip bearer", RouteWHIP, func() *http.Request {
+			r := httptest.NewRequest(http.MethodPost, "/whip", nil)
+			r.Header.Set("Authorization", "Bearer "+enc(`{"topic":"AbCdEfGhIjKl","exp":1}`))
+			return r
+		}, "AbCdEfGhIjKl"},
+		{"odd claim types", RouteWHIP, func() *http.Request {
+			r := httptest.NewRequest(http.MethodPost, "/whip", nil)
+			r.Header.Set("Authorization", "bearer "+enc(`{"topic":"AbCdEfGhIjKl","exp":"soon","aud":7}`))
+			return r
+		}, "AbCdEfGhIjKl"},
+		{"events subprotocol", RouteEvents, func() *http.Request {
+			r := httptest.NewRequest(http.MethodGet, "/events", nil)
+			r.Header.Set("Sec-WebSocket-Protocol", enc(`{"topic":"ZyXwVuTsRqPo"}`)+", other")
+			return r
+		}, "ZyXwVuTsRqPo"},
+		{"no token", RouteWHIP, func() *http.Request { return httptest.NewRequest(http.MethodPost, "/whip", nil) }, ""},
+		{"not a JWT", RouteWHIP, func() *http.Request {
+			r := httptest.NewRequest(http.MethodPost, "/whip", nil)
+			r.Header.Set("Authorization", "Bearer abc")
+			return r
+		}, ""},
+		{"too long", RouteWHIP, func() *http.Request {
+			r := httptest.NewRequest(http.MethodPost, "/whip", nil)
+			r.Header.Set("Authorization", "Bearer "+enc(`{"topic":"AbCdEfGhIjKl","pad":"`+strings.Repeat("x", maxToken)+`"}`))
+			return r
+		}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := requestStage(tc.req(), tc.route); got != tc.want {
+				t.Fatalf("stage %q, want %q", got, tc.want)
+			}
+		})
+	}
+	// The events path's stage wins over the token's.
+	mux := http.NewServeMux()
+	var got ivs.StageID
+	mux.HandleFunc("GET /events/{stageId}", func(_ http.ResponseWriter, r *http.Request) { got = requestStage(r, RouteEvents) })
+	r := httptest.NewRequest(http.MethodGet, "/events/PathStage123", nil)
+	r.Header.Set("Sec-WebSocket-Protocol", enc(`{"topic":"ZyXwVuTsRqPo"}`))
+	mux.ServeHTTP(httptest.NewRecorder(), r)
+	if got != "PathStage123" {
+		t.Fatalf("stage %q, want the path's", got)
 	}
 }
