@@ -49,9 +49,20 @@ func chromium(t *testing.T) string {
 // media on a free UDP port, and returns its base URL and an AWS SDK client for it.
 func startServer(t *testing.T, logs io.Writer, maxParticipants int) (string, *ivsrealtime.Client) {
 	t.Helper()
-	cfg := &config.Config{Listen: "127.0.0.1:0", RTCUDPPort: 0, DataDir: t.TempDir(), Region: "us-east-1", AccountID: "000000000000",
+	_, base, c := runServer(t, logs, serverConfig(t, maxParticipants))
+	return base, c
+}
+
+// serverConfig is the configuration of the tests' servers; a test changes what it needs before runServer.
+func serverConfig(t *testing.T, maxParticipants int) *config.Config {
+	return &config.Config{Listen: "127.0.0.1:0", RTCUDPPort: 0, DataDir: t.TempDir(), Region: "us-east-1", AccountID: "000000000000",
 		AccessKeyID: "AKOSTEST", SecretAccessKey: "secret", SessionEndGrace: 500 * time.Millisecond, Retention: time.Hour,
 		MediaPolicy: "ivs", MaxStages: 10, MaxPublicKeys: 3, MaxPublishersPerStage: 12, MaxSubscribersPerStage: maxParticipants}
+}
+
+// runServer runs a server on cfg until the test ends, and returns it, its base URL and an AWS SDK client for it.
+func runServer(t *testing.T, logs io.Writer, cfg *config.Config) (*server.Server, string, *ivsrealtime.Client) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
@@ -71,7 +82,7 @@ func startServer(t *testing.T, logs io.Writer, maxParticipants int) (string, *iv
 		hc.CloseIdleConnections()
 	})
 	base := cfg.BaseURL()
-	return base, ivsrealtime.New(ivsrealtime.Options{BaseEndpoint: aws.String(base), Region: "us-east-1", RetryMaxAttempts: 1, HTTPClient: hc,
+	return s, base, ivsrealtime.New(ivsrealtime.Options{BaseEndpoint: aws.String(base), Region: "us-east-1", RetryMaxAttempts: 1, HTTPClient: hc,
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{AccessKeyID: "AKOSTEST", SecretAccessKey: "secret"}, nil
 		})})

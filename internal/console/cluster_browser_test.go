@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -17,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime/types"
 
-	"github.com/openstage/openstage/internal/config"
 	"github.com/openstage/openstage/internal/console"
 	"github.com/openstage/openstage/internal/ivs"
 	"github.com/openstage/openstage/internal/ivstest"
@@ -29,33 +25,9 @@ import (
 // startNode runs an in-process openstage on the shared PostgreSQL dsn: one node of a cluster.
 func startNode(t *testing.T, logs io.Writer, dsn string) (*server.Server, string, *ivsrealtime.Client) {
 	t.Helper()
-	cfg := &config.Config{Listen: "127.0.0.1:0", RTCUDPPort: 0, DataDir: t.TempDir(), Region: "us-east-1", AccountID: "000000000000",
-		AccessKeyID: "AKOSTEST", SecretAccessKey: "secret", SessionEndGrace: 500 * time.Millisecond, Retention: time.Hour,
-		MediaPolicy: "ivs", MaxStages: 10, MaxPublicKeys: 3, MaxPublishersPerStage: 12, MaxSubscribersPerStage: 10,
-		Database: dsn, NodeTTL: 2 * time.Second}
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, io.Discard, func(a net.Addr) { ready <- a }) }()
-	<-ready
-	hc := &http.Client{Transport: &http.Transport{}}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-		hc.CloseIdleConnections()
-	})
-	base := cfg.BaseURL()
-	return s, base, ivsrealtime.New(ivsrealtime.Options{BaseEndpoint: aws.String(base), Region: "us-east-1", RetryMaxAttempts: 1, HTTPClient: hc,
-		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-			return aws.Credentials{AccessKeyID: "AKOSTEST", SecretAccessKey: "secret"}, nil
-		})})
+	cfg := serverConfig(t, 10)
+	cfg.Database, cfg.NodeTTL = dsn, 2*time.Second
+	return runServer(t, logs, cfg)
 }
 
 // TestBrowserJoinsThroughANonOwner: two nodes on one PostgreSQL; a pion publisher joins through node A,

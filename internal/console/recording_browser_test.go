@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,10 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime/types"
 
-	"github.com/openstage/openstage/internal/config"
 	"github.com/openstage/openstage/internal/console"
 	"github.com/openstage/openstage/internal/ivstest"
-	"github.com/openstage/openstage/internal/server"
 )
 
 // TestBrowserPublishIsRecorded: Chromium publishes its (fake) camera and microphone from the join page on a
@@ -136,33 +131,11 @@ func TestBrowserPublishIsRecorded(t *testing.T) {
 	t.Logf("Chromium's publish recorded: %v, %.1f s", codecs, secs)
 }
 
-// startRecordingServer is startServer (browser_test.go) with a data dir the test reads the recordings from.
+// startRecordingServer is startServer with a data dir the test reads the recordings from.
 func startRecordingServer(t *testing.T, logs io.Writer, dataDir string) (string, *ivsrealtime.Client) {
 	t.Helper()
-	cfg := &config.Config{Listen: "127.0.0.1:0", RTCUDPPort: 0, DataDir: dataDir, Region: "us-east-1", AccountID: "000000000000",
-		AccessKeyID: "AKOSTEST", SecretAccessKey: "secret", SessionEndGrace: 500 * time.Millisecond, Retention: time.Hour,
-		MediaPolicy: "ivs", MaxStages: 10, MaxPublicKeys: 3, MaxPublishersPerStage: 12, MaxSubscribersPerStage: 10}
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(logs, nil)))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	ready := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, io.Discard, func(a net.Addr) { ready <- a }) }()
-	<-ready
-	hc := &http.Client{Transport: &http.Transport{}}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-		hc.CloseIdleConnections()
-	})
-	base := cfg.BaseURL()
-	return base, ivsrealtime.New(ivsrealtime.Options{BaseEndpoint: aws.String(base), Region: "us-east-1", RetryMaxAttempts: 1, HTTPClient: hc,
-		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-			return aws.Credentials{AccessKeyID: "AKOSTEST", SecretAccessKey: "secret"}, nil
-		})})
+	cfg := serverConfig(t, 10)
+	cfg.DataDir = dataDir
+	_, base, c := runServer(t, logs, cfg)
+	return base, c
 }
