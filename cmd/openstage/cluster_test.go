@@ -137,6 +137,27 @@ func stageStateIDs(b []byte) ([]string, bool) {
 	return ids, true
 }
 
+// waitSubscriberCount reads the socket until an aws:ivs:SUBSCRIBER_COUNT says count.
+func waitSubscriberCount(ctx context.Context, t testing.TB, ws *websocket.Conn, count int) {
+	t.Helper()
+	last := -1
+	for last != count {
+		_, b, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("events socket: %v (last count %d, want %d)", err, last, count)
+		}
+		var m struct {
+			Type    string `json:"type"`
+			Payload struct {
+				Count int `json:"count"`
+			} `json:"payload"`
+		}
+		if json.Unmarshal(b, &m) == nil && m.Type == "aws:ivs:SUBSCRIBER_COUNT" {
+			last = m.Payload.Count
+		}
+	}
+}
+
 // waitStageState reads STAGE_STATE messages until one lists want (ids, any order), and returns.
 func waitStageState(ctx context.Context, t testing.TB, ws *websocket.Conn, want ...string) {
 	t.Helper()
@@ -208,8 +229,9 @@ func TestClusterFrontDoorAndFailover(t *testing.T) {
 		}
 		return nil
 	})
-	// The three connections, through three nodes, are one stage on one owner.
-	waitStageState(ctx, t, ws, *host.ParticipantId, *viewer.ParticipantId, *watcher.ParticipantId)
+	// The three connections, through three nodes, are one stage on one owner: the host is listed (seen
+	// above), the viewer and the watcher, subscribe-only, are counted (docs/DESIGN.md §4.3).
+	waitSubscriberCount(ctx, t, ws, 2)
 	if got := ownerOf(ctx, t, dsn, stageID, nodes); got != a {
 		t.Fatalf("the stage moved to %s", got.url)
 	}
@@ -420,7 +442,9 @@ func TestClusterOneOwnerUnderRacingJoins(t *testing.T) {
 	for range stages {
 		var cfgs []types.ParticipantTokenConfiguration
 		for range nodes {
-			cfgs = append(cfgs, types.ParticipantTokenConfiguration{Capabilities: []types.ParticipantTokenCapability{types.ParticipantTokenCapabilitySubscribe}})
+			// Tokens that may publish: they are listed to each other (subscribe-only ones are only counted,
+			// docs/DESIGN.md §4.3), so each socket's state shows the three joins on the one owner.
+			cfgs = append(cfgs, types.ParticipantTokenConfiguration{})
 		}
 		out, err := cl.CreateStage(ctx, &ivsrealtime.CreateStageInput{ParticipantTokenConfigurations: cfgs})
 		if err != nil {

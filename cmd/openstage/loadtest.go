@@ -38,7 +38,14 @@ an attack, then for --duration while N attackers, from --flood-from (127.0.0.2),
 signatures, each fresh; expired; garbage; a deleted stage's) to WHIP publish, WHIP subscribe and the events
 socket, --flood-rate requests a second in all (0: as fast as they can); --flood-rounds times. It reports
 join times, delivered packets, GetStage latency and the server's CPU in the quiet and the flooded phases
-and their ratios. It runs against a loopback endpoint only.`,
+and their ratios. It runs against a loopback endpoint only.
+
+--audience N measures the stage events protocol on a large stage instead: --audience-hosts participants
+whose token may publish, then N subscribe-only viewers join one stage over the events WebSocket as the IVS
+web SDK does, --join-concurrency at a time, each staying connected and reading all it is sent. It reports
+joins/s, join times (dial to the first STAGE_STATE), and at 10%, 50%, 90% and 100% of the joins the bytes
+every socket received and the server's CPU per join since the last checkpoint. The server must allow that
+many connections (serve --http-max-conns) and both processes that many open files (ulimit -n).`,
 		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
@@ -66,6 +73,9 @@ and their ratios. It runs against a loopback endpoint only.`,
 	f.IntVar(&flood.Subscribers, "flood-subscribers", 2, "subscribers receiving the publisher's media throughout the flood test")
 	f.IntVar(&flood.Rounds, "flood-rounds", 3, "rounds of a quiet and a flooded phase, each --duration long")
 	f.BoolVar(&flood.AttackOpen, "flood-open", false, "attackers do not wait for answers: requests start at --flood-rate regardless (up to 1024 in flight)")
+	audience := loadtest.AudienceConfig{}
+	f.IntVar(&audience.Viewers, "audience", 0, "measure the events protocol instead: this many subscribe-only participants join one stage over the events WebSocket, --join-concurrency at a time (see above)")
+	f.IntVar(&audience.Hosts, "audience-hosts", 2, "participants whose token may publish, joined before the --audience viewers")
 	asJSON := f.Bool("json", false, "print the report as JSON")
 	cpuprofile := f.String("cpuprofile", "", "write a CPU profile of the load generator to this file")
 	_ = f.MarkHidden("cpuprofile")
@@ -89,10 +99,14 @@ and their ratios. It runs against a loopback endpoint only.`,
 		}
 		var r interface{ WriteText(io.Writer) }
 		var err error
-		if flood.Attackers > 0 {
+		switch {
+		case audience.Viewers > 0:
+			audience.Config = cfg
+			r, err = loadtest.Audience(ctx, audience)
+		case flood.Attackers > 0:
 			flood.Config = cfg
 			r, err = loadtest.Flood(ctx, flood)
-		} else {
+		default:
 			r, err = loadtest.Run(ctx, cfg)
 		}
 		if err != nil {

@@ -200,6 +200,7 @@ func (tb *tab) errorText() string {
 type pageStats struct {
 	ConnectionState string `json:"connectionState"`
 	PublishState    string `json:"publishState"`
+	SubscriberCount int    `json:"subscriberCount"`
 	Local           map[string]struct {
 		PacketsSent   int    `json:"packetsSent"`
 		FramesEncoded int    `json:"framesEncoded"`
@@ -330,8 +331,13 @@ func TestBrowserParticipants(t *testing.T) {
 					return fmt.Errorf("%s: publishing %+v", name, s.Local)
 				}
 			}
-			if len(s.Remote) != 2 {
-				return fmt.Errorf("%s: %d tiles, want 2: %+v", name, len(s.Remote), s.Remote)
+			// A tile per remote participant who may publish; carol, subscribe-only, is counted, not listed
+			// (docs/DESIGN.md §4.3).
+			if len(s.Remote) != len(want[name]) {
+				return fmt.Errorf("%s: %d tiles, want %d: %+v", name, len(s.Remote), len(want[name]), s.Remote)
+			}
+			if s.SubscriberCount != 1 {
+				return fmt.Errorf("%s: told of %d subscribers, want 1 (carol)", name, s.SubscriberCount)
 			}
 			t.Logf("%s receives %v: %+v", name, want[name], s.Remote)
 			return nil

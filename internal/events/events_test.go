@@ -2,6 +2,7 @@ package events_test
 
 import (
 	"context"
+	"fmt"
 	"encoding/json"
 	"errors"
 	"io"
@@ -844,4 +845,77 @@ func TestSlowReaderCoalesces(t *testing.T) {
 	if err := pr.Leave(e.ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// On a large stage (docs/DESIGN.md §4.3): participants who may publish are listed to everyone; subscribe-only
+// viewers are not listed to the others, only counted in aws:ivs:SUBSCRIBER_COUNT, at most once per second.
+// A viewer sees the hosts and itself.
+func TestViewersAreCountedNotListed(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	viewer := func(name string) stage.ParticipantToken {
+		return e.token(stage.TokenSpec{UserID: name, Capabilities: []stage.Capability{stage.CapSubscribe}})
+	}
+	th := e.token(stage.TokenSpec{UserID: "host"})
+	host := e.dial(th.Token, "/events/"+e.stage, nil)
+	host.next("STAGE_STATE")
+
+	tv := viewer("v1")
+	v1 := e.dial(tv.Token, "/events?topic="+e.stage+"/publishers", nil)
+	var s state
+	_ = json.Unmarshal(v1.next("STAGE_STATE").Payload, &s)
+	if len(s.Participants) != 2 {
+		t.Fatalf("the viewer's first state: %+v", s.Participants)
+	}
+	if p, ok := s.find(th.ParticipantID); !ok || p.UserID != "host" {
+		t.Fatalf("the viewer does not see the host: %+v", s.Participants)
+	}
+	if p, ok := s.find(tv.ParticipantID); !ok || p.UserID != "v1" || p.IsPublishing {
+		t.Fatalf("the viewer does not see itself: %+v", s.Participants)
+	}
+	more := []*client{}
+	var first ivs.ParticipantID
+	for i := range 3 {
+		tok := viewer(fmt.Sprintf("v%d", i+2))
+		if i == 0 {
+			first = tok.ParticipantID
+		}
+		more = append(more, e.dial(tok.Token, "/events/"+e.stage, nil))
+		more[i].next("STAGE_STATE")
+	}
+	// The count is due a second after the last wake-up: the fake clock moves it.
+	e.clk.Advance(time.Second)
+	count := func(c *client, want int) {
+		t.Helper()
+		for {
+			m := c.next("aws:ivs:SUBSCRIBER_COUNT")
+			var p struct {
+				SequenceNumber int64 `json:"sequenceNumber"`
+				Count          int   `json:"count"`
+			}
+			if err := json.Unmarshal(m.Payload, &p); err != nil || p.SequenceNumber < 1 {
+				t.Fatalf("SUBSCRIBER_COUNT %s", m.Payload)
+			}
+			if p.Count == want {
+				return
+			}
+		}
+	}
+	count(host, 4)
+	count(v1, 4)
+	// Nothing the viewers did changed the host's list: its next state comes with the next host change.
+	if err := host.ws.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatal(err)
+	}
+	s = v1.waitState("the host left", func(s state) bool { _, ok := s.find(th.ParticipantID); return !ok })
+	if len(s.Participants) != 1 || s.Participants[0].ID != string(tv.ParticipantID) {
+		t.Fatalf("the viewer's state after the host left: %+v", s.Participants)
+	}
+	if s.SequenceNumber != 2 {
+		t.Fatalf("the viewer was sent %d states; the viewers' joins must send none", s.SequenceNumber)
+	}
+	_ = more[0].ws.Close(websocket.StatusNormalClosure, "")
+	session := e.activeSession()
+	eventually(t, "the viewer left", func() bool { return e.participant(session, first).State == ivs.StateDisconnected })
+	e.clk.Advance(time.Second)
+	count(v1, 3)
 }

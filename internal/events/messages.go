@@ -17,6 +17,9 @@ const (
 	typeExchangeToken = "aws:ivs:EXCHANGE_TOKEN" // stage.exchangeToken(); the SDK waits 5 s for a reply
 	typeJoinError     = "aws:ivs:JOIN_ERROR"
 	typeDisconnect    = "aws:ivs:DISCONNECT"
+	// The count of participants not listed in STAGE_STATE (docs/DESIGN.md §4.3); the web SDK raises it as
+	// stageSubscriberCountChanged and ignores a sequenceNumber not above the last on the socket.
+	typeSubscriberCount = "aws:ivs:SUBSCRIBER_COUNT"
 )
 
 // outbound is every server message: a type and, for most, a payload.
@@ -43,6 +46,12 @@ type stageState struct {
 	Participants   json.RawMessage `json:"participants"`
 	Disconnected   []struct{}      `json:"disconnected"`   // always empty: departures show as absences
 	ServerFeatures []string        `json:"serverFeatures"` // none: no "xdp", SDP goes over WHIP
+}
+
+// subscriberCount is aws:ivs:SUBSCRIBER_COUNT's payload.
+type subscriberCount struct {
+	SequenceNumber int64 `json:"sequenceNumber"`
+	Count          int   `json:"count"`
 }
 
 // participant is one entry of STAGE_STATE. The SDK compares every field to derive its joined, left and

@@ -28,8 +28,10 @@ type socket struct {
 	stopRead context.CancelFunc
 
 	// Written by the writer only.
-	seq     int64  // sequenceNumber of the last STAGE_STATE sent; the first is 1 (docs/DESIGN.md §4)
-	version uint64 // the stage state version it showed, to skip a wake-up that changed nothing
+	seq      int64  // sequenceNumber of the last STAGE_STATE sent; the first is 1 (docs/DESIGN.md §4)
+	version  uint64 // the stage state version it showed, to skip a wake-up that changed nothing
+	countSeq int64  // sequenceNumber of the last aws:ivs:SUBSCRIBER_COUNT sent
+	count    int    // the count it showed
 }
 
 // onClose is the domain ending the connection. It must not block, and the first reason is the one told.
@@ -92,20 +94,45 @@ func (s *socket) writeLoop(ctx context.Context, watch <-chan struct{}, readDone 
 	}
 }
 
-// sendState sends STAGE_STATE with everyone connected, this participant included (the SDK skips its own
-// id), unless the stage has not changed since the last one. The participants' JSON is encoded once per
-// change, for every socket of the stage (stage.Snapshot.Encoded).
+// sendState sends what changed since the last call: STAGE_STATE with the listed participants and this
+// one (the SDK skips its own id), and aws:ivs:SUBSCRIBER_COUNT with the number of participants not listed
+// (docs/DESIGN.md §4.3, a large stage). The listed participants' JSON is encoded once per change, for every
+// socket of the stage (stage.Snapshot.Encoded).
 func (s *socket) sendState(ctx context.Context) error {
-	snap := s.h.domain.StageState(s.stage)
-	if s.seq > 0 && snap.Version == s.version {
-		return nil
+	v := s.pr.View()
+	if s.seq == 0 || v.Version != s.version {
+		s.seq++
+		s.version = v.Version
+		parts := v.Encoded(encodeParticipants)
+		if !v.Listed {
+			parts = withSelf(parts, v.Self)
+		}
+		err := s.write(ctx, outbound{Type: typeStageState, Payload: stageState{
+			StageID: string(s.stage), SequenceNumber: s.seq, Participants: parts,
+			Disconnected: []struct{}{}, ServerFeatures: []string{},
+		}})
+		if err != nil {
+			return err
+		}
 	}
-	s.seq++
-	s.version = snap.Version
-	return s.write(ctx, outbound{Type: typeStageState, Payload: stageState{
-		StageID: string(s.stage), SequenceNumber: s.seq, Participants: snap.Encoded(encodeParticipants),
-		Disconnected: []struct{}{}, ServerFeatures: []string{},
-	}})
+	if v.Unlisted != s.count {
+		s.countSeq++
+		s.count = v.Unlisted
+		return s.write(ctx, outbound{Type: typeSubscriberCount, Payload: subscriberCount{SequenceNumber: s.countSeq, Count: v.Unlisted}})
+	}
+	return nil
+}
+
+// withSelf puts the receiver's own entry in front of the listed participants' JSON array.
+func withSelf(list []byte, self stage.LiveParticipant) []byte {
+	one := encodeParticipants(&stage.Snapshot{Participants: []stage.LiveParticipant{self}})
+	if len(list) <= 2 { // "[]"
+		return one
+	}
+	out := make([]byte, 0, len(one)+len(list))
+	out = append(out, one[:len(one)-1]...)
+	out = append(out, ',')
+	return append(out, list[1:]...)
 }
 
 // encodeParticipants is the participants array of STAGE_STATE (docs/DESIGN.md §4).

@@ -69,8 +69,8 @@ func (s *Service) dropPublisherLocked(ls *liveStage, pid ivs.ParticipantID) {
 	}
 	if lp := ls.parts[pid]; lp != nil {
 		lp.publisher = nil
+		s.changedLocked(ls, lp)
 	}
-	s.notifyLocked(ls)
 }
 
 // CheckPublish refuses, with a PUBLISH_ERROR event, a publish the token or the stage's quota does not
@@ -137,7 +137,7 @@ func (s *Service) StartPublish(ctx context.Context, pr *Presence) error {
 			return cs, err
 		}
 		lp.publisher = pr
-		s.notifyLocked(ls)
+		s.changedLocked(ls, lp)
 		return cs, nil
 	})
 }
@@ -277,7 +277,7 @@ func (s *Service) SetMediaState(pr *Presence, m MediaState) error {
 	return s.withParticipant(pr, func(ls *liveStage, lp *liveParticipant) ([]closer, error) {
 		if lp.media != m {
 			lp.media = m
-			s.notifyLocked(ls)
+			s.changedLocked(ls, lp)
 		}
 		return nil, nil
 	})

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/openstage/openstage/internal/clock"
 	"github.com/openstage/openstage/internal/ivs"
@@ -29,8 +31,14 @@ type liveStage struct {
 	endTimer clock.Timer
 	gone     bool // removed from Service.live; lockers must look it up again
 
-	version uint64    // bumped by every change the stage state shows (notifyLocked)
-	snap    *Snapshot // the state at some version, built on demand (StageState)
+	// What the events sockets show (snapshot.go). listed are the participants listed to everyone; the
+	// others are counted in unlisted. version and snap are written under mu and read without it.
+	listed     map[ivs.ParticipantID]*liveParticipant
+	version    atomic.Uint64            // bumped by every change of a listed participant (changedLocked)
+	snap       atomic.Pointer[Snapshot] // the listed participants at some version, built on demand
+	unlisted   atomic.Int64
+	countTimer clock.Timer // a wake-up for a changed count is due (countChangedLocked)
+	countWoke  time.Time   // the last such wake-up
 }
 
 // liveParticipant is one connected participant: its connections and what it is doing. Each activity
@@ -46,6 +54,7 @@ type liveParticipant struct {
 	subs       map[ivs.ParticipantID]*Presence // publishers it receives, each through one connection
 	client     ivs.ClientInfo                  // what its stored record says of its client
 	hist       ivs.History                     // where its stored history stands (history.go)
+	listed     bool                            // shown to the others by id (snapshot.go), else counted
 }
 
 func (lp *liveParticipant) publishing() bool { return lp.publisher != nil }
@@ -83,6 +92,11 @@ type Presence struct {
 	remote  ivs.ParticipantID
 	onClose func(CloseReason)
 	media   *MediaSession // the media the domain negotiated for this connection; nil for others
+
+	// For View: the stage it joined, and its participant as its own socket shows it.
+	ls     *liveStage
+	self   LiveParticipant
+	listed bool
 }
 
 // JoinRequest is a verified token plus what the transport learned about the client and how to close
@@ -126,7 +140,7 @@ func (s *Service) lockLive(id ivs.StageID) (*liveStage, error) {
 		}
 		ls := s.live[id]
 		if ls == nil {
-			ls = &liveStage{id: id, parts: map[ivs.ParticipantID]*liveParticipant{}}
+			ls = &liveStage{id: id, parts: map[ivs.ParticipantID]*liveParticipant{}, listed: map[ivs.ParticipantID]*liveParticipant{}}
 			s.live[id] = ls
 		}
 		s.mu.Unlock()
@@ -203,8 +217,9 @@ func (s *Service) Join(ctx context.Context, req JoinRequest) (*Presence, error) 
 	if revoked {
 		return nil, ErrRevoked
 	}
-	pr := &Presence{s: s, Stage: stageID, ID: pid, kind: req.Kind, remote: req.Remote, onClose: req.OnClose, media: req.media}
+	pr := &Presence{s: s, Stage: stageID, ID: pid, kind: req.Kind, remote: req.Remote, onClose: req.OnClose, media: req.media, ls: ls}
 	if lp := ls.parts[pid]; lp != nil {
+		pr.self, pr.listed = lp.live(pid), lp.listed
 		if req.Kind != ConnOther {
 			for old := range lp.conns {
 				if old.kind != req.Kind || old.remote != req.Remote {
@@ -251,7 +266,7 @@ func (s *Service) Join(ctx context.Context, req JoinRequest) (*Presence, error) 
 	}
 	ls.session = session
 	pr.Session = session
-	ls.parts[pid] = &liveParticipant{
+	lp := &liveParticipant{
 		conns:      map[*Presence]struct{}{pr: {}},
 		caps:       req.Claims.Capabilities,
 		userID:     req.Claims.UserID,
@@ -259,8 +274,17 @@ func (s *Service) Join(ctx context.Context, req JoinRequest) (*Presence, error) 
 		subs:       map[ivs.ParticipantID]*Presence{},
 		client:     client,
 		hist:       w.hist[histKey{stageID, session, pid}],
+		listed:     listedBy(req.Claims.Capabilities.AllowPublish),
 	}
-	s.notifyLocked(ls)
+	ls.parts[pid] = lp
+	pr.self, pr.listed = lp.live(pid), lp.listed
+	if lp.listed {
+		ls.listed[pid] = lp
+		s.changedLocked(ls, lp)
+	} else {
+		ls.unlisted.Add(1)
+		s.countChangedLocked(ls)
+	}
 	return pr, nil
 }
 
@@ -473,6 +497,13 @@ func (s *Service) departLocked(ctx context.Context, ls *liveStage, pid ivs.Parti
 		s.dropPublisherLocked(ls, pid)
 	}
 	delete(ls.parts, pid)
+	if lp.listed {
+		delete(ls.listed, pid)
+		s.changedLocked(ls, lp)
+	} else {
+		ls.unlisted.Add(-1)
+		s.countChangedLocked(ls)
+	}
 	cs := make([]closer, 0, len(lp.conns))
 	for pr := range lp.conns {
 		delete(lp.conns, pr)
@@ -481,7 +512,6 @@ func (s *Service) departLocked(ctx context.Context, ls *liveStage, pid ivs.Parti
 	if len(ls.parts) == 0 && ls.session != "" {
 		s.scheduleEndLocked(ls)
 	}
-	s.notifyLocked(ls)
 	if err != nil {
 		return cs, fmt.Errorf("stage: record leave of %s: %w", pid, err)
 	}

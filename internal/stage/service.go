@@ -61,7 +61,7 @@ type Service struct {
 	watchers map[ivs.StageID]map[chan struct{}]struct{}
 	closed   bool
 	timers   sync.WaitGroup // running session-end callbacks
-	versions atomic.Uint64  // the last stage state version handed out (notifyLocked)
+	versions atomic.Uint64  // the last stage state version handed out (changedLocked)
 	closing  sync.WaitGroup // media closes the domain started (spawn)
 	media    MediaPlane     // nil until SetMedia
 	offers   OfferPolicy

@@ -23,6 +23,7 @@ let media = null; // the camera and microphone MediaStream while we publish
 let localStreams = []; // LocalStageStream[] of media
 let publishing = false; // what the user asked for
 const tiles = new Map(); // participant id -> tile
+let subscriberCount = 0; // subscribe-only participants connected, as the server last counted them
 
 // ---------------------------------------------------------------------------------------------------------
 // Messages
@@ -279,12 +280,19 @@ function showStatus() {
     s += ` stage ${stage.claims.stageId} as ${stage.claims.userId || stage.claims.participantId}`;
     if (stage.publishState === PublishState.PUBLISHED) s += ", publishing";
     s += ".";
+    // Subscribe-only participants are counted, not listed (docs/DESIGN.md §4.3).
+    if (subscriberCount > 0) s += ` ${subscriberCount} watching.`;
   }
   setStatus(s);
 }
 
 function wire(st) {
+  subscriberCount = 0;
   st.on(StageEvents.STAGE_CONNECTION_STATE_CHANGED, showStatus);
+  st.on(StageEvents.STAGE_SUBSCRIBER_COUNT_CHANGED, (n) => {
+    subscriberCount = n;
+    showStatus();
+  });
   st.on(StageEvents.STAGE_PARTICIPANT_JOINED, (p) => tileFor(p));
   st.on(StageEvents.STAGE_PARTICIPANT_LEFT, (p) => removeTile(p.id));
   st.on(StageEvents.STAGE_PARTICIPANT_UPDATED, (p) => {
@@ -409,6 +417,7 @@ async function stats() {
   const out = {
     connectionState: stage?.connectionState ?? ConnectionState.DISCONNECTED,
     publishState: stage?.publishState ?? PublishState.NOT_PUBLISHED,
+    subscriberCount,
     local: {},
     remote: {},
   };

@@ -40,6 +40,8 @@ export const StageEvents = Object.freeze({
   STAGE_PARTICIPANT_STREAMS_REMOVED: "stageParticipantStreamsRemoved",
   /** (participant: ParticipantInfo, stream: StageStream) a stream was muted or unmuted */
   STAGE_STREAM_MUTE_CHANGED: "stageStreamMuteChanged",
+  /** (count: number) subscribe-only participants connected: they are counted, not listed (docs/DESIGN.md §4.3) */
+  STAGE_SUBSCRIBER_COUNT_CHANGED: "stageSubscriberCountChanged",
   /** (reason: LeaveReason, error?: StageError) the stage is left for good */
   STAGE_LEFT: "stageLeft",
   /** (error: StageError) */
@@ -468,6 +470,7 @@ export class Stage extends Emitter {
   #state = ConnectionState.DISCONNECTED;
   #ws = null;
   #seq = 0; // last STAGE_STATE sequenceNumber on the current socket
+  #countSeq = 0; // last aws:ivs:SUBSCRIBER_COUNT sequenceNumber on the current socket
   #pingTimer = null;
   #pongDue = 0; // when the PONG to an unanswered PING is overdue, 0 if none is
   #reconnects = 0;
@@ -572,6 +575,7 @@ export class Stage extends Emitter {
     }
     this.#ws = ws;
     this.#seq = 0; // sequence numbers start again on every socket
+    this.#countSeq = 0;
     this.#pongDue = 0;
     ws.onopen = () => {
       if (this.#ws !== ws) return;
@@ -612,6 +616,13 @@ export class Stage extends Emitter {
         if (typeof n !== "number" || n <= this.#seq) return;
         this.#seq = n;
         this.#applyState(m.payload);
+        return;
+      }
+      case "aws:ivs:SUBSCRIBER_COUNT": {
+        const n = m.payload?.sequenceNumber;
+        if (typeof n !== "number" || n <= this.#countSeq) return;
+        this.#countSeq = n;
+        this.emit(StageEvents.STAGE_SUBSCRIBER_COUNT_CHANGED, Number(m.payload?.count) || 0);
         return;
       }
       case "PONG":
