@@ -1,9 +1,14 @@
 package main
 
 import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -65,6 +70,46 @@ func benchServerCmd() *cobra.Command {
 	}
 	cfg := config.Flags(cmd.Flags())
 	cpuprofile := cmd.Flags().String("cpuprofile", "", "write a CPU profile of the whole run to this file")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return runServer(cmd, cfg, *cpuprofile) }
+	pprofListen := cmd.Flags().String("pprof-listen", "", "serve Go's /debug/pprof (heap, goroutine, ...) on this loopback address, e.g. 127.0.0.1:6060")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if *pprofListen != "" {
+			stop, err := servePprof(*pprofListen)
+			if err != nil {
+				return err
+			}
+			defer stop()
+		}
+		return runServer(cmd, cfg, *cpuprofile)
+	}
 	return cmd
+}
+
+// servePprof serves net/http/pprof's handlers on addr, a loopback address only (profiles show the
+// server's memory), for a profile of the heap at rest while a load test holds its subscribers
+// (docs/BENCHMARKS.md). The returned func stops it.
+func servePprof(addr string) (func(), error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof-listen: %w", err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("--pprof-listen %s: a loopback address only", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof-listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln)
+	}()
+	return func() { _ = srv.Close(); <-done }, nil
 }

@@ -20,8 +20,10 @@ func loadtestCmd() *cobra.Command {
 		Short: "Load an openstage (this one or any other) with real WebRTC publishers and subscribers and report",
 		Long: `loadtest makes a stage and tokens through the API (AWS SigV4, as any SDK), connects N publishers
 and M subscribers per publisher over WHIP with pion (DTLS-SRTP, NACK, RTCP), lets media flow for the
-duration, and reports join times, delivered/expected packets, loss, jitter, and the server's CPU seconds
-per forwarded packet from two scrapes of its /metrics. It deletes its stages at the end.
+duration, and reports join times and the subscribers' join rate, delivered/expected packets, loss, jitter,
+the server's CPU seconds per forwarded packet from two scrapes of its /metrics, and its memory (RSS, Go heap,
+stacks) and goroutines per subscription, read before the subscribers join and while they receive. It
+deletes its stages at the end.
 
 Credentials come from the flags or, as with the AWS CLI, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 AWS_SESSION_TOKEN and AWS_DEFAULT_REGION (or AWS_REGION).

@@ -41,17 +41,27 @@ func TestLoadtestCommand(t *testing.T) {
 		Join       struct {
 			N int `json:"n"`
 		} `json:"subscriberJoinMs"`
-		Server *struct {
+		JoinRate float64 `json:"subscriberJoinsPerSecond"`
+		Server   *struct {
 			ForwardedPackets float64 `json:"forwardedPackets"`
 			CPUPerPacket     float64 `json:"cpuSecondsPerForwardedPacket"`
 		} `json:"server"`
+		Memory *struct {
+			Subscriptions int     `json:"subscriptions"`
+			RSSAfter      float64 `json:"rssAfterBytes"`
+			Goroutines    float64 `json:"goroutinesPerSubscription"`
+		} `json:"serverMemory"`
 	}
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	if r.Publishers != 2 || r.Join.N != 4 || r.Delivered == 0 || r.Expected == 0 || r.Server == nil || r.Server.ForwardedPackets == 0 ||
-		r.Server.CPUPerPacket <= 0 {
+		r.Server.CPUPerPacket <= 0 || r.JoinRate <= 0 {
 		t.Fatalf("report %s", out)
+	}
+	// Each subscription is a peer connection on the server, with goroutines of its own.
+	if m := r.Memory; m == nil || m.Subscriptions != 4 || m.RSSAfter <= 0 || m.Goroutines < 1 {
+		t.Fatalf("server memory in the report %s", out)
 	}
 	if strings.Contains(progress, "pkt/s") {
 		t.Errorf("progress lines with --json: %s", progress)
@@ -66,7 +76,8 @@ func TestLoadtestCommand(t *testing.T) {
 	// Without --json: the text report, and a progress line a second on stderr.
 	out, progress = run(t, []string{"AWS_ACCESS_KEY_ID=AKOSTEST", "AWS_SECRET_ACCESS_KEY=secret"},
 		"loadtest", "--endpoint", p.url, "--duration", "2s", "--warmup", "0s")
-	if !strings.Contains(out, "delivered/expected") || !strings.Contains(out, "per forwarded packet") || strings.Count(progress, "pkt/s") < 2 {
+	if !strings.Contains(out, "delivered/expected") || !strings.Contains(out, "per forwarded packet") || !strings.Contains(out, "server memory per subscription") ||
+		strings.Count(progress, "pkt/s") < 2 {
 		t.Fatalf("text report:\n%s\nprogress:\n%s", out, progress)
 	}
 }

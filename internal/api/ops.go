@@ -301,9 +301,7 @@ func getParticipant(ctx context.Context, h *Handler, in *participantIn) (any, er
 	if err != nil {
 		return nil, err
 	}
-	return struct {
-		Participant wireParticipant `json:"participant"`
-	}{participantOut(p)}, nil
+	return getParticipantOut{p}, nil // {"participant": wireParticipant}
 }
 
 type listParticipantsIn struct {
@@ -343,17 +341,10 @@ func listParticipants(ctx context.Context, h *Handler, in *listParticipantsIn) (
 	if err != nil {
 		return nil, err
 	}
-	rows, next := trim(h.pager, op, bind, rows, n, func(p ivs.Participant) store.Cursor {
+	rows, next := trim(h.pager, op, bind, rows, n, func(p store.ParticipantSummary) store.Cursor {
 		return store.Cursor{Time: p.FirstJoinTime, ID: string(p.ID)}
 	})
-	out := struct {
-		Participants []wireParticipantSummary `json:"participants"`
-		NextToken    *string                  `json:"nextToken,omitempty"`
-	}{Participants: make([]wireParticipantSummary, len(rows)), NextToken: next}
-	for i, p := range rows {
-		out.Participants[i] = participantSummaryOut(p)
-	}
-	return out, nil
+	return participantsOut{rows, next}, nil // {"participants": [wireParticipantSummary...], "nextToken"}
 }
 
 type listEventsIn struct {
@@ -373,14 +364,7 @@ func listParticipantEvents(ctx context.Context, h *Handler, in *listEventsIn) (a
 		return nil, err
 	}
 	rows, next := trim(h.pager, op, q, rows, n, func(e ivs.Event) store.Cursor { return store.Cursor{Seq: e.Seq} })
-	out := struct {
-		Events    []wireEvent `json:"events"`
-		NextToken *string     `json:"nextToken,omitempty"`
-	}{Events: make([]wireEvent, len(rows)), NextToken: next}
-	for i, e := range rows {
-		out.Events[i] = eventOut(e)
-	}
-	return out, nil
+	return eventsOut{rows, next}, nil // {"events": [wireEvent...], "nextToken"}
 }
 
 type importKeyIn struct {

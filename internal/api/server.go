@@ -126,11 +126,19 @@ type request struct {
 	bound map[string]any // members bound from the URL (the tag operations)
 }
 
+// newRequestID is a random id in the form of a UUID (8-4-4-4-12 hex digits), as x-amzn-RequestId: one
+// allocation, the string itself.
 func newRequestID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	hex.Encode(out[9:13], b[4:6])
+	hex.Encode(out[14:18], b[6:8])
+	hex.Encode(out[19:23], b[8:10])
+	hex.Encode(out[24:36], b[10:16])
+	out[8], out[13], out[18], out[23] = '-', '-', '-', '-'
+	return string(out[:])
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, op string, bound map[string]any) {
@@ -154,8 +162,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, op string, bound
 		h.report(op, string(ae.Type), start)
 		return
 	}
-	body, err := json.Marshal(out)
-	if err != nil {
+	var body []byte
+	var buf *[]byte
+	if a, ok := out.(jsonAppender); ok {
+		buf = bodyBuffers.Get().(*[]byte)
+		body = a.appendJSON((*buf)[:0])
+	} else if body, err = json.Marshal(out); err != nil {
 		awserr.Write(w, toAWS(err, h.log.With("request_id", rid, "op", op)))
 		return
 	}
@@ -164,6 +176,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, op string, bound
 	hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
+	if buf != nil && cap(body) <= maxPooledBody { // Write keeps nothing of body once it returns (io.Writer)
+		*buf = body[:0]
+		bodyBuffers.Put(buf)
+	}
 	// Successful calls are logged at debug level only; the logger is asked first, so that a call costs
 	// no log record when debug is off (a logger per request was a few per cent of a GetParticipant).
 	if h.log.Enabled(ctx, slog.LevelDebug) {

@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -33,6 +35,7 @@ type seeded struct {
 	session      ivs.SessionID
 	heavy        ivs.ParticipantID   // the participant with the long event history
 	participants []ivs.ParticipantID // every participant, in join order
+	joined       []time.Time         // their first join times
 	events       int                 // events in the database
 	took         time.Duration
 }
@@ -66,6 +69,10 @@ func seed(ctx context.Context, path string, participants, events int) (seeded, e
 	s.heavy = s.participants[0]
 	const batch = 50_000
 	joined := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Millisecond) }
+	s.joined = make([]time.Time, participants)
+	for i := range s.joined {
+		s.joined[i] = joined(i)
+	}
 	// Participants with their JOINED and LEFT, batch/2 per transaction.
 	for lo := 0; lo < participants; lo += batch / 2 {
 		hi := min(lo+batch/2, participants)
@@ -222,6 +229,9 @@ type apiQueries struct {
 	eventsTail       []byte
 	bareBody         []byte // the GetParticipant answer, served by the bare handler
 	eventsTailFirst  int64  // the seq the last events page starts after
+	// participantsTailAfter is the index of the participant the last ListParticipants page starts after
+	// (-1: the last page is the first).
+	participantsTailAfter int
 }
 
 // prepareQueries signs the measured requests and walks the pages to the tail of each list with the real
@@ -281,13 +291,133 @@ func prepareQueries(ctx context.Context, host string, s seeded) (apiQueries, err
 		return head, tail, pages, err
 	}
 	var err error
-	if q.participantsHead, q.participantsTail, _, err = ends("ListParticipants", nil); err != nil {
+	var pages int
+	if q.participantsHead, q.participantsTail, pages, err = ends("ListParticipants", nil); err != nil {
 		return q, err
 	}
-	var pages int
+	q.participantsTailAfter = (pages-1)*100 - 1
 	if q.eventsHead, q.eventsTail, pages, err = ends("ListParticipantEvents", map[string]any{"participantId": string(s.heavy)}); err != nil {
 		return q, err
 	}
 	q.eventsTailFirst = int64(pages-1) * 100
 	return q, nil
+}
+
+// The list pages' ceilings (docs/BENCHMARKS.md, "The lists and GetParticipant"): the rows the store reads
+// for a page, as one prepared statement of the same SQL scanned into plain values, through the same driver
+// and with nothing of the store around it. The statements are the store's own (internal/store/sqlite,
+// queries.go): ListParticipants pages read the participant summary (store.ParticipantSummary) in the
+// list's order, without LIMIT, and stop after the page's rows, as the store does.
+const (
+	rawParticipantsPageSQL = `SELECT id, user_id, state, first_join_time, published, recording_state FROM participants
+		WHERE stage_id = ? AND session_id = ? ORDER BY first_join_time, id`
+	rawParticipantsAfterSQL = `SELECT id, user_id, state, first_join_time, published, recording_state FROM participants
+		WHERE stage_id = ? AND session_id = ? AND (first_join_time, id) > (?, ?) ORDER BY first_join_time, id`
+)
+
+// Rows of the participant pages' ceilings and of the store's reads of the same pages.
+const (
+	rowRawPartsHead   = "raw SQLite page of 100 participant summaries, first page (ceiling)"
+	rowRawPartsTail   = "raw SQLite page of 100 participant summaries, last page (ceiling)"
+	rowStorePartsHead = "store ListParticipants page, first page"
+	rowStorePartsTail = "store ListParticipants page, last page"
+)
+
+// rawPages runs the list pages' ceilings on the seeded file.
+type rawPages struct {
+	db                   *sql.DB
+	parts, after, events *sql.Stmt
+	sd                   seeded
+	q                    apiQueries
+	eventsTailAfter      int64
+}
+
+func openRawPages(ctx context.Context, dbPath string, conns int, sd seeded, q apiQueries) (*rawPages, error) {
+	db, err := rawDB(dbPath, conns)
+	if err != nil {
+		return nil, err
+	}
+	r := &rawPages{db: db, sd: sd, q: q, eventsTailAfter: q.eventsTailFirst}
+	for _, p := range []struct {
+		stmt **sql.Stmt
+		sql  string
+	}{{&r.parts, rawParticipantsPageSQL}, {&r.after, rawParticipantsAfterSQL}, {&r.events, rawEventsPageSQL}} {
+		if *p.stmt, err = db.PrepareContext(ctx, p.sql); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+func (r *rawPages) close() {
+	for _, s := range []*sql.Stmt{r.parts, r.after, r.events} {
+		s.Close()
+	}
+	r.db.Close()
+}
+
+// partsAfter is the cursor of the first (0) or last (1) ListParticipants page, nil for none.
+func (r *rawPages) partsAfter(page int) *store.Cursor {
+	i := r.q.participantsTailAfter
+	if page == 0 || i < 0 {
+		return nil
+	}
+	return &store.Cursor{Time: r.sd.joined[i], ID: string(r.sd.participants[i])}
+}
+
+func (r *rawPages) partsHead(ctx context.Context, _, _ int) error {
+	return r.participantsPage(ctx, r.partsAfter(0))
+}
+func (r *rawPages) partsTail(ctx context.Context, _, _ int) error {
+	return r.participantsPage(ctx, r.partsAfter(1))
+}
+func (r *rawPages) eventsHead(ctx context.Context, _, _ int) error {
+	return rawPage(ctx, r.events, r.sd, 0)
+}
+func (r *rawPages) eventsTail(ctx context.Context, _, _ int) error {
+	return rawPage(ctx, r.events, r.sd, r.eventsTailAfter)
+}
+
+// participantsPage reads the page after c (from the start when nil): pageRows rows, or as many as there are.
+func (r *rawPages) participantsPage(ctx context.Context, c *store.Cursor) error {
+	var rows *sql.Rows
+	var err error
+	if c == nil {
+		rows, err = r.parts.QueryContext(ctx, string(r.sd.stage), string(r.sd.session))
+	} else {
+		rows, err = r.after.QueryContext(ctx, string(r.sd.stage), string(r.sd.session), c.Time.UnixNano(), c.ID)
+	}
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var id, user, state, recState string
+	var joined, published int64
+	n := 0
+	for n < pageRows && rows.Next() {
+		if err := rows.Scan(&id, &user, &state, &joined, &published, &recState); err != nil {
+			return err
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if n == 0 {
+		return errors.New("bench: empty participants page")
+	}
+	return nil
+}
+
+// storeParticipantsPage reads the page after c as the API does.
+func storeParticipantsPage(ctx context.Context, st *sqlite.Store, sd seeded, c *store.Cursor) error {
+	ps, err := st.ListParticipantSummaries(ctx, sd.stage, sd.session, store.ParticipantFilter{}, store.Page{After: c, Limit: pageRows})
+	if err != nil {
+		return err
+	}
+	if len(ps) == 0 {
+		return errors.New("bench: empty participants page")
+	}
+	return nil
 }

@@ -238,35 +238,52 @@ func apiPart(ctx context.Context, o Options, tm timing, dir string, res *Results
 		defer pprof.StopCPUProfile()
 		res.Profiles = append(res.Profiles, path)
 	}
+	// Each list page's raw ceiling is measured right before the API page, at the same concurrency, so that
+	// the ratio of the two sees the same machine (apiPages).
+	raw, err := openRawPages(ctx, dbPath, slices.Max(tm.clients), sd, q)
+	if err != nil {
+		return err
+	}
+	defer raw.close()
 	for _, c := range tm.clients {
 		for _, m := range []struct {
 			name string
 			addr string
 			reqs [][]byte
+			raw  func(ctx context.Context, w, i int) error // measured in the closed loop instead of reqs
 		}{
-			{rowBare, bareAddr, q.getParticipant},
-			{rowGet, addr, q.getParticipant},
-			{rowPartsHead, addr, [][]byte{q.participantsHead}},
-			{rowPartsTail, addr, [][]byte{q.participantsTail}},
-			{rowEventsHead, addr, [][]byte{q.eventsHead}},
-			{rowEventsTail, addr, [][]byte{q.eventsTail}},
+			{rowBare, bareAddr, q.getParticipant, nil},
+			{rowGet, addr, q.getParticipant, nil},
+			{rowRawPartsHead, "", nil, raw.partsHead},
+			{rowPartsHead, addr, [][]byte{q.participantsHead}, nil},
+			{rowRawPartsTail, "", nil, raw.partsTail},
+			{rowPartsTail, addr, [][]byte{q.participantsTail}, nil},
+			{rowRawHead, "", nil, raw.eventsHead},
+			{rowEventsHead, addr, [][]byte{q.eventsHead}, nil},
+			{rowRawTail, "", nil, raw.eventsTail},
+			{rowEventsTail, addr, [][]byte{q.eventsTail}, nil},
 		} {
 			o.logf("api: %s, %d clients", m.name, c)
-			l, err := httpLoad{addr: m.addr, requests: m.reqs, clients: c, warmup: tm.warmup, duration: tm.api}.run(ctx)
+			var l Latency
+			if m.raw != nil {
+				l, err = closedLoop(ctx, c, tm.warmup, tm.raw, m.raw)
+			} else {
+				l, err = httpLoad{addr: m.addr, requests: m.reqs, clients: c, warmup: tm.warmup, duration: tm.api}.run(ctx)
+			}
 			if err != nil {
 				return fmt.Errorf("bench: %s: %w", m.name, err)
 			}
 			res.API = append(res.API, APIRow{Name: m.name, Latency: l})
 		}
 	}
-	if err := storePart(ctx, o, tm, dbPath, sd, q.eventsTailFirst, res); err != nil {
+	if err := storePart(ctx, o, tm, dbPath, sd, q.eventsTailFirst, raw, res); err != nil {
 		return err
 	}
 	return nil
 }
 
 // storePart measures the store's reads against the same statements run raw.
-func storePart(ctx context.Context, o Options, tm timing, dbPath string, sd seeded, tailAfter int64, res *Results) error {
+func storePart(ctx context.Context, o Options, tm timing, dbPath string, sd seeded, tailAfter int64, raw *rawPages, res *Results) error {
 	st, err := sqlite.Open(ctx, dbPath, sqlite.WithReaders(slices.Max(tm.clients)))
 	if err != nil {
 		return err
@@ -303,6 +320,14 @@ func storePart(ctx context.Context, o Options, tm timing, dbPath string, sd seed
 			{rowRawTail, func(ctx context.Context, _, _ int) error { return rawPage(ctx, page, sd, tailAfter) }},
 			{rowStoreHead, func(ctx context.Context, _, _ int) error { return storePage(ctx, st, sd, 0) }},
 			{rowStoreTail, func(ctx context.Context, _, _ int) error { return storePage(ctx, st, sd, tailAfter) }},
+			{rowRawPartsHead, raw.partsHead},
+			{rowRawPartsTail, raw.partsTail},
+			{rowStorePartsHead, func(ctx context.Context, _, _ int) error {
+				return storeParticipantsPage(ctx, st, sd, raw.partsAfter(0))
+			}},
+			{rowStorePartsTail, func(ctx context.Context, _, _ int) error {
+				return storeParticipantsPage(ctx, st, sd, raw.partsAfter(1))
+			}},
 		} {
 			o.logf("store: %s, %d clients", m.name, c)
 			l, err := closedLoop(ctx, c, tm.warmup, tm.raw, m.op)

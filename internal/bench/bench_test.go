@@ -20,13 +20,14 @@ func TestTinyRun(t *testing.T) {
 	var out bytes.Buffer
 	res.Markdown(&out)
 	md := out.String()
-	for _, want := range []string{"## Ceilings", rowBare, rowGet, rowEventsTail, rowRawTail, rowStoreTail, "## Durable event ingest",
+	for _, want := range []string{"## Ceilings", rowBare, rowGet, rowEventsTail, rowRawTail, rowStoreTail,
+		rowRawPartsTail, rowStorePartsTail, "## The API's list pages against their raw pages", "## Durable event ingest",
 		"## Media forwarding", "## Targets"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("the report lacks %q", want)
 		}
 	}
-	if len(res.API) != 2*6 || len(res.Store) != 2*6 || len(res.Ingest) != 2 || len(res.Fwd) != 1 {
+	if len(res.API) != 2*10 || len(res.Store) != 2*10 || len(res.Ingest) != 2 || len(res.Fwd) != 1 {
 		t.Errorf("rows: api %d, store %d, ingest %d, forward %d", len(res.API), len(res.Store), len(res.Ingest), len(res.Fwd))
 	}
 	if r := res.Fwd[0].Report; r.Delivered == 0 || r.Server == nil || r.Server.ForwardedPackets == 0 {

@@ -26,6 +26,7 @@ import (
 	"github.com/openstage/openstage/internal/config"
 	"github.com/openstage/openstage/internal/console"
 	"github.com/openstage/openstage/internal/ivstest"
+	"github.com/openstage/openstage/internal/media"
 	"github.com/openstage/openstage/internal/server"
 )
 
@@ -267,7 +268,15 @@ func unsignedToken(base string, exp time.Time) string {
 // TestBrowserParticipants is the join page in a real browser against a real server: two participants
 // publish camera and microphone and each sees and hears the other, a third watches both, a fourth finds
 // the stage full; then the AWS SDK reads what openstage recorded of them.
-func TestBrowserParticipants(t *testing.T) {
+func TestBrowserParticipants(t *testing.T) { browserParticipants(t, media.SendPathPion) }
+
+// TestBrowserParticipantsDirectSendPath is the same with --media-send-path direct (docs/DESIGN.md §4.11):
+// Chromium decodes what openstage seals and sends itself, NACKs and sender reports included.
+func TestBrowserParticipantsDirectSendPath(t *testing.T) {
+	browserParticipants(t, media.SendPathDirect)
+}
+
+func browserParticipants(t *testing.T, sendPath string) {
 	began := time.Now()
 	logs := &ivstest.Buffer{} // the server's and the pages' logs, shown when the test fails
 	t.Cleanup(func() {
@@ -275,7 +284,9 @@ func TestBrowserParticipants(t *testing.T) {
 			t.Logf("server and page logs:\n%s", logs.String())
 		}
 	})
-	base, c := startServer(t, logs, 3) // three participants at most: the fourth finds the stage full
+	cfg := serverConfig(t, 3) // three participants at most: the fourth finds the stage full
+	cfg.MediaSendPath = sendPath
+	_, base, c := runServer(t, logs, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	out, err := c.CreateStage(ctx, &ivsrealtime.CreateStageInput{Name: aws.String("browsers"),
@@ -344,6 +355,9 @@ func TestBrowserParticipants(t *testing.T) {
 		})
 	}
 	t.Logf("media flowing both ways after %v", time.Since(began).Round(time.Millisecond))
+	if strings.Contains(logs.String(), "direct send path unavailable") {
+		t.Fatalf("a subscription fell back to pion's writer on a UDP pair (send path %s)", sendPath)
+	}
 
 	// The page shows a tile per remote participant: carol's, which this screenshot keeps, shows alice and bob.
 	tiles := tabs["carol"].eval(`[...document.querySelectorAll("figure.tile.remote")].map(f => f.dataset.participantId + " " + f.querySelector(".name").textContent + " " + f.classList.contains("has-video"))`)
@@ -366,7 +380,7 @@ func TestBrowserParticipants(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	shotPath := filepath.Join(dir, "console-join-two-tiles.png")
+	shotPath := filepath.Join(dir, "console-join-two-tiles-"+sendPath+".png")
 	if err := os.WriteFile(shotPath, shot, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -250,8 +250,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r.PublisherJoin = percentiles(pubJoin)
 
-	// Subscribers: each its own participant, token and peer connection, as M viewers would be.
+	// Subscribers: each its own participant, token and peer connection, as M viewers would be. The
+	// server's memory is read first, with the publishers alone, to be compared with what it holds once
+	// every subscriber receives.
 	n := cfg.Publishers * cfg.SubscribersPerPublisher
+	memBefore, memErr := scrape(ctx, cfg.HTTP, cfg.MetricsURL)
+	subStart := time.Now()
 	subJoin := make([]time.Duration, n)
 	parallel(cfg.JoinConcurrency, n, func(k int) {
 		i, j := k/cfg.SubscribersPerPublisher, k%cfg.SubscribersPerPublisher
@@ -283,6 +287,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("loadtest: %d peers failed to join; first: %w", joinErrs.Load(), firstErr)
 	}
 	r.SubscriberJoin = percentiles(subJoin)
+	if n > 0 {
+		r.SubscriberJoinRate = float64(n) / time.Since(subStart).Seconds()
+	}
 
 	if err := sleep(ctx, cfg.Warmup); err != nil {
 		return nil, err
@@ -294,6 +301,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	c0 := read(pubs)
 	if merr != nil {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("metrics unavailable, no server figures: %v", merr))
+	}
+	var window []Scrape // every scrape of the window, for the memory at rest
+	if merr == nil {
+		window = append(window, m0)
 	}
 	start := time.Now()
 	tick := time.NewTicker(time.Second)
@@ -308,7 +319,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			c := read(pubs)
 			var m Scrape
 			if merr == nil {
-				m, _ = scrape(ctx, cfg.HTTP, cfg.MetricsURL)
+				var err error
+				if m, err = scrape(ctx, cfg.HTTP, cfg.MetricsURL); err == nil {
+					window = append(window, m)
+				}
 			}
 			if cfg.Progress != nil {
 				fmt.Fprintln(cfg.Progress, progressLine(now.Sub(start), now.Sub(prevT), prevM, m, prevC, c))
@@ -322,7 +336,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if merr == nil {
 		if m1, merr = scrape(ctx, cfg.HTTP, cfg.MetricsURL); merr != nil {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("metrics: %v", merr))
+		} else {
+			window = append(window, m1)
 		}
+	}
+	if memErr == nil && n > 0 && memBefore.has(mRSS) && len(window) > 0 {
+		r.memory(memBefore, window, n)
 	}
 	for _, pc := range pubs {
 		pc.pub.StopSending()

@@ -57,9 +57,26 @@ func TestReportFigures(t *testing.T) {
 	if s.ForwardedPerSecond != 50000 || s.CPUPerPacket != 1e-5 || math.Abs(s.PacketsPerCoreSecond-100000) > 1e-6 || s.Cores != 0.5 || s.ForwardedBitrate != 4.8e8 {
 		t.Fatalf("%+v", s)
 	}
+	// Memory: the medians of the window's gauges less the reading before the subscribers, per subscription.
+	before := Scrape{Values: map[string]float64{mRSS: 40 << 20, mHeapInuse: 10 << 20, mStackInuse: 1 << 20, mGoroutines: 20}}
+	window := []Scrape{
+		{Values: map[string]float64{mRSS: 60 << 20, mHeapInuse: 30 << 20, mStackInuse: 2 << 20, mGoroutines: 120}},
+		{Values: map[string]float64{mRSS: 50 << 20, mHeapInuse: 20 << 20, mStackInuse: 2 << 20, mGoroutines: 120}},
+		{Values: map[string]float64{mRSS: 99 << 20, mHeapInuse: 15 << 20, mStackInuse: 3 << 20, mGoroutines: 121}},
+	}
+	r.memory(before, window, 10)
+	m := r.Memory
+	if m.RSSAfter != 60<<20 || m.RSSPerSubscription != 2<<20 || m.HeapPerSubscription != 1<<20 || m.StackPerSubscription != float64(1<<20)/10 ||
+		m.GoroutinesPerSubscription != 10 {
+		t.Fatalf("%+v", m)
+	}
+	r.SubscriberJoinRate = 12.5
 	var out bytes.Buffer
 	r.WriteText(&out)
-	if !strings.Contains(out.String(), "10.00 µs per forwarded packet") {
-		t.Fatalf("report:\n%s", out.String())
+	for _, want := range []string{"10.00 µs per forwarded packet", "subscriber joins   12.5/s",
+		"server memory per subscription  2048 KB RSS (40.0 → 60.0 MB for 10 subscriptions); Go heap in use 1024 KB, stacks 102 KB; 10.0 goroutines (20 → 120)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("no %q in the report:\n%s", want, out.String())
+		}
 	}
 }

@@ -23,9 +23,15 @@ const (
 	mForwardedBytes   = "openstage_forwarded_bytes_total"
 	mReceivedPackets  = "openstage_received_packets_total"
 	mCPU              = "process_cpu_seconds_total"
+	// The server's memory (gauges of the Prometheus process and Go collectors), read before the
+	// subscribers join and while they receive.
+	mRSS        = "process_resident_memory_bytes"
+	mHeapInuse  = "go_memstats_heap_inuse_bytes"
+	mStackInuse = "go_memstats_stack_inuse_bytes"
+	mGoroutines = "go_goroutines"
 )
 
-var wanted = []string{mForwardedPackets, mForwardedBytes, mReceivedPackets, mCPU}
+var wanted = []string{mForwardedPackets, mForwardedBytes, mReceivedPackets, mCPU, mRSS, mHeapInuse, mStackInuse, mGoroutines}
 
 // scrape reads url in the Prometheus text format, keeping only the metrics named in wanted.
 func scrape(ctx context.Context, c *http.Client, url string) (Scrape, error) {

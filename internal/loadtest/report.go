@@ -3,6 +3,7 @@ package loadtest
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -21,6 +22,9 @@ type Report struct {
 	// subscriber from its POST to its first RTP packet.
 	PublisherJoin  Percentiles `json:"publisherJoinMs"`
 	SubscriberJoin Percentiles `json:"subscriberJoinMs"`
+	// SubscriberJoinRate is the subscribers' joins per second: how many there are over the time from the
+	// first one's token request to the last one's first RTP packet, --join-concurrency at a time.
+	SubscriberJoinRate float64 `json:"subscriberJoinsPerSecond"`
 
 	// Expected is what the publishers sent in the window times their subscribers; Delivered what the
 	// subscribers received. SeqLost is the loss the subscribers' sequence numbers show (RFC 3550 A.3),
@@ -35,6 +39,8 @@ type Report struct {
 
 	// Server figures from its /metrics; absent when it could not be read.
 	Server *ServerFigures `json:"server,omitempty"`
+	// Memory is the server's memory per subscription at rest; absent without subscribers or /metrics.
+	Memory *MemoryFigures `json:"serverMemory,omitempty"`
 
 	Warnings []string `json:"warnings,omitempty"`
 }
@@ -60,6 +66,57 @@ type ServerFigures struct {
 	// Δopenstage_forwarded_packets_total. PacketsPerCoreSecond is its inverse.
 	CPUPerPacket         float64 `json:"cpuSecondsPerForwardedPacket"`
 	PacketsPerCoreSecond float64 `json:"forwardedPacketsPerCoreSecond"`
+}
+
+// MemoryFigures are the server's memory before the subscribers joined (the publishers alone) and while
+// they all receive, from its /metrics, and the difference divided by the subscriptions: what one
+// subscription costs the server at rest. The peers run in the load test's process, so theirs is not
+// counted. The figures while receiving are the medians of the window's scrapes (one a second), which
+// evens out where in its GC cycle each scrape found the heap.
+type MemoryFigures struct {
+	Subscriptions int `json:"subscriptions"`
+	// Bytes: process_resident_memory_bytes, go_memstats_heap_inuse_bytes, go_memstats_stack_inuse_bytes.
+	RSSBefore   float64 `json:"rssBeforeBytes"`
+	RSSAfter    float64 `json:"rssAfterBytes"`
+	HeapBefore  float64 `json:"heapInuseBeforeBytes"`
+	HeapAfter   float64 `json:"heapInuseAfterBytes"`
+	StackBefore float64 `json:"stackInuseBeforeBytes"`
+	StackAfter  float64 `json:"stackInuseAfterBytes"`
+	// go_goroutines.
+	GoroutinesBefore float64 `json:"goroutinesBefore"`
+	GoroutinesAfter  float64 `json:"goroutinesAfter"`
+
+	RSSPerSubscription        float64 `json:"rssBytesPerSubscription"`
+	HeapPerSubscription       float64 `json:"heapInuseBytesPerSubscription"`
+	StackPerSubscription      float64 `json:"stackInuseBytesPerSubscription"`
+	GoroutinesPerSubscription float64 `json:"goroutinesPerSubscription"`
+}
+
+func (r *Report) memory(before Scrape, window []Scrape, subscriptions int) {
+	f := &MemoryFigures{Subscriptions: subscriptions,
+		RSSBefore: before.Values[mRSS], RSSAfter: median(window, mRSS),
+		HeapBefore: before.Values[mHeapInuse], HeapAfter: median(window, mHeapInuse),
+		StackBefore: before.Values[mStackInuse], StackAfter: median(window, mStackInuse),
+		GoroutinesBefore: before.Values[mGoroutines], GoroutinesAfter: median(window, mGoroutines)}
+	k := float64(subscriptions)
+	f.RSSPerSubscription = (f.RSSAfter - f.RSSBefore) / k
+	f.HeapPerSubscription = (f.HeapAfter - f.HeapBefore) / k
+	f.StackPerSubscription = (f.StackAfter - f.StackBefore) / k
+	f.GoroutinesPerSubscription = (f.GoroutinesAfter - f.GoroutinesBefore) / k
+	r.Memory = f
+}
+
+// median is the median of one metric over scrapes (the lower middle of an even count).
+func median(ss []Scrape, name string) float64 {
+	vs := make([]float64, 0, len(ss))
+	for _, s := range ss {
+		vs = append(vs, s.Values[name])
+	}
+	if len(vs) == 0 {
+		return 0
+	}
+	slices.Sort(vs)
+	return vs[(len(vs)-1)/2]
 }
 
 func (r *Report) media(c0, c1 counts) {
@@ -119,6 +176,9 @@ func (r *Report) WriteText(w io.Writer) {
 	}{{"publishers", r.PublisherJoin}, {"subscribers", r.SubscriberJoin}} {
 		fmt.Fprintf(w, "  %-12s %5d %7.1f %7.1f %7.1f %7.1f\n", j.name, j.p.N, j.p.P50, j.p.P90, j.p.P99, j.p.Max)
 	}
+	if r.SubscriberJoinRate > 0 {
+		fmt.Fprintf(w, "  subscriber joins   %.1f/s\n", r.SubscriberJoinRate)
+	}
 	fmt.Fprintf(w, "media\n")
 	fmt.Fprintf(w, "  delivered/expected  %d / %d packets, loss %.4f%% (by sequence numbers: %d lost)\n",
 		r.Delivered, r.Expected, 100*r.Loss, r.SeqLost)
@@ -132,6 +192,12 @@ func (r *Report) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "  CPU per packet      %.2f µs per forwarded packet = %s forwarded packets per core-second\n",
 				s.CPUPerPacket*1e6, si(s.PacketsPerCoreSecond))
 		}
+	}
+	if m := r.Memory; m != nil {
+		const mb, kb = 1 << 20, 1 << 10
+		fmt.Fprintf(w, "  server memory per subscription  %.0f KB RSS (%.1f → %.1f MB for %d subscriptions); Go heap in use %.0f KB, stacks %.0f KB; %.1f goroutines (%.0f → %.0f)\n",
+			m.RSSPerSubscription/kb, m.RSSBefore/mb, m.RSSAfter/mb, m.Subscriptions, m.HeapPerSubscription/kb, m.StackPerSubscription/kb,
+			m.GoroutinesPerSubscription, m.GoroutinesBefore, m.GoroutinesAfter)
 	}
 	if len(r.Warnings) > 0 {
 		fmt.Fprintf(w, "warnings\n  %s\n", strings.Join(r.Warnings, "\n  "))

@@ -23,14 +23,18 @@ type fanout struct {
 
 	mu    sync.RWMutex
 	binds []binding
+
+	// ring keeps the last packets for direct subscriptions' retransmissions; nil until one binds.
+	ring atomic.Pointer[packetRing]
 }
 
 type binding struct {
-	id   string
-	ssrc uint32
-	pt   uint8
-	w    webrtc.TrackLocalWriter
-	gate *gate // nil: always forwarded
+	id     string
+	ssrc   uint32
+	pt     uint8
+	w      webrtc.TrackLocalWriter
+	direct *directStream // set: the subscription's own send path (direct.go) writes, not w
+	gate   *gate         // nil: always forwarded
 }
 
 // gate is one subscriber's switch on one of its tracks (WHEP playback controls: a hidden tile's video is
@@ -40,19 +44,24 @@ type binding struct {
 type gate struct {
 	video  bool
 	paused atomic.Bool
-	// skipped is only touched by the track's writer (one goroutine, the publisher's forward loop).
-	skipped uint16
+	// skipped is only written by the track's writer (one goroutine, the publisher's forward loop); a
+	// direct subscription's NACKs read it, and resumedAt, the first sequence number sent after the last
+	// pause, to map the subscriber's sequence numbers back to the publisher's.
+	skipped   atomic.Uint32
+	resumedAt atomic.Uint32
+	wasPaused bool // the writer's
 }
 
 // gatedTrack is one subscriber's binding of a fanout, with that subscriber's gate: what a Subscriber adds
 // to its peer connection in place of the fanout itself.
 type gatedTrack struct {
 	*fanout
-	gate *gate
+	gate   *gate
+	direct *directSender // nil: pion's send path
 }
 
 func (t *gatedTrack) Bind(c webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	return t.fanout.bind(c, t.gate)
+	return t.fanout.bind(c, t.gate, t.direct)
 }
 
 func newFanout(codec webrtc.RTPCodecCapability, id, streamID string) (*fanout, error) {
@@ -66,17 +75,22 @@ func newFanout(codec webrtc.RTPCodecCapability, id, streamID string) (*fanout, e
 var _ webrtc.TrackLocal = (*fanout)(nil)
 
 func (f *fanout) Bind(c webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	return f.bind(c, nil)
+	return f.bind(c, nil, nil)
 }
 
-func (f *fanout) bind(c webrtc.TrackLocalContext, g *gate) (webrtc.RTPCodecParameters, error) {
+func (f *fanout) bind(c webrtc.TrackLocalContext, g *gate, d *directSender) (webrtc.RTPCodecParameters, error) {
 	codec, err := f.track.Bind(c)
 	if err != nil {
 		return codec, err
 	}
+	b := binding{id: c.ID(), ssrc: uint32(c.SSRC()), pt: uint8(codec.PayloadType), w: c.WriteStream(), gate: g}
+	if d != nil {
+		b.direct = d.newStream(f, g, b.ssrc, b.pt, codec.ClockRate, b.w)
+		f.ring.CompareAndSwap(nil, &packetRing{})
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.binds = append(f.binds, binding{id: c.ID(), ssrc: uint32(c.SSRC()), pt: uint8(codec.PayloadType), w: c.WriteStream(), gate: g})
+	f.binds = append(f.binds, b)
 	return codec, nil
 }
 
@@ -105,22 +119,41 @@ func (f *fanout) write(p *rtp.Packet) (sent int) {
 	// Unmarshal reuses p's CSRC and extension arrays for the next packet: the kept headers get their own,
 	// shared by all subscribers (nothing on pion's send path changes a header), and all the headers come
 	// in one allocation per packet rather than one per subscriber.
+	// A direct subscription seals the header at once: its header lives on the stack, and only pion's
+	// bindings get one of hs.
 	csrc, ext := slices.Clone(p.CSRC), slices.Clone(p.Extensions)
-	hs := make([]rtp.Header, len(f.binds))
+	var hs []rtp.Header
 	for i, b := range f.binds {
-		h := &hs[i]
-		*h = p.Header
+		h := p.Header
 		if g := b.gate; g != nil {
 			if g.paused.Load() {
-				g.skipped++
+				g.skipped.Add(1)
+				g.wasPaused = true
 				continue
 			}
-			h.SequenceNumber -= g.skipped
+			h.SequenceNumber -= uint16(g.skipped.Load())
+			if g.wasPaused {
+				g.resumedAt.Store(uint32(h.SequenceNumber))
+				g.wasPaused = false
+			}
 		}
 		h.CSRC, h.Extensions = csrc, ext
 		h.SSRC, h.PayloadType = b.ssrc, b.pt
-		_, _ = b.w.WriteRTP(h, p.Payload)
+		if b.direct != nil {
+			_ = b.direct.write(&h, p.Payload)
+		} else {
+			if hs == nil {
+				hs = make([]rtp.Header, len(f.binds))
+			}
+			hs[i] = h
+			_, _ = b.w.WriteRTP(&hs[i], p.Payload)
+		}
 		sent++
+	}
+	if r := f.ring.Load(); r != nil && sent > 0 {
+		kept := &rtp.Packet{Header: p.Header, Payload: p.Payload}
+		kept.CSRC, kept.Extensions = csrc, ext
+		r.put(kept)
 	}
 	return sent
 }

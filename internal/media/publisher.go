@@ -72,7 +72,11 @@ func (s *SFU) Publish(ctx context.Context, stage ivs.StageID, id ivs.Participant
 	if !sendsMedia(offer) {
 		return nil, "", fmt.Errorf("%w: a publish offer must send media (no m-line is sendonly or sendrecv)", ErrBadOffer)
 	}
-	pc, err := s.pubAPI.NewPeerConnection(webrtc.Configuration{})
+	conf, err := s.peerConfig()
+	if err != nil {
+		return nil, "", err
+	}
+	pc, err := s.pubAPI.NewPeerConnection(conf)
 	if err != nil {
 		return nil, "", fmt.Errorf("media: new peer connection: %w", err)
 	}

@@ -8,6 +8,9 @@ package media
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -17,8 +20,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
@@ -49,18 +54,29 @@ type Config struct {
 	PublishCodecs []string
 	// Inspector, if set, makes the packet inspector of each publisher (the media policy's checks).
 	Inspector func() Inspector
-	Log       *slog.Logger
+	// SendPath is how subscriptions send: SendPathPion (the default, "") or SendPathDirect (direct.go).
+	SendPath string
+	Log      *slog.Logger
 }
 
 // SFU forwards media between publishers and subscribers.
 type SFU struct {
-	cfg    Config
-	log    *slog.Logger
-	udp    net.PacketConn
-	tcp    *tcpListener // nil without ICE-TCP
-	tcpMux io.Closer    // the ICE-TCP mux over tcp (its Close closes tcp)
-	pubAPI *webrtc.API
-	subAPI *webrtc.API
+	cfg Config
+	log *slog.Logger
+	udp net.PacketConn
+	// udpConn is udp when it is a UDP socket (always, outside tests): the direct send path writes to it.
+	udpConn *net.UDPConn
+	tcp     *tcpListener // nil without ICE-TCP
+	tcpMux  io.Closer    // the ICE-TCP mux over tcp (its Close closes tcp)
+	pubAPI  *webrtc.API
+	subAPI  *webrtc.API
+	// subSE and subME make a direct subscription's own API (direct.go).
+	subSE webrtc.SettingEngine
+	subME *webrtc.MediaEngine
+
+	certMu sync.Mutex
+	cert   *webrtc.Certificate // of new peer connections (peerConfig)
+	certAt time.Time
 
 	mu     sync.Mutex
 	pubs   map[*Publisher]struct{}
@@ -129,17 +145,27 @@ func New(cfg Config) (*SFU, error) {
 	if cfg.FailedTimeout == 0 {
 		cfg.FailedTimeout = 5 * time.Second
 	}
+	if err := checkSendPath(cfg.SendPath); err != nil {
+		return nil, err
+	}
 	udp, err := net.ListenPacket("udp", cfg.UDPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("media: listen %s: %w", cfg.UDPAddr, err)
 	}
 	s := &SFU{cfg: cfg, log: cfg.Log, udp: udp, pubs: map[*Publisher]struct{}{}}
+	s.udpConn, _ = udp.(*net.UDPConn)
 	lf := pionLogs{cfg.Log}
 	mux := webrtc.NewICEUDPMux(lf.NewLogger("ice"), udp)
 	se := webrtc.SettingEngine{LoggerFactory: lf}
 	se.SetICEUDPMux(mux)
 	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
 	se.SetICETimeouts(cfg.DisconnectedTimeout, cfg.FailedTimeout, time.Second)
+	// No mDNS: pion's default (query only) opens multicast sockets with four readers and a sweeper per
+	// peer connection, to resolve clients' ".local" host candidates. A client that hides its address that
+	// way still reaches the SFU, whose candidates are plain addresses: ICE learns the client's address
+	// from its connectivity checks (a peer-reflexive candidate, RFC 8445 §7.3.1.3). Measured at about
+	// 40 KB, six goroutines and four sockets per connection (docs/BENCHMARKS.md, memory per subscription).
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
 	if cfg.TCPAddr != "" {
 		ln, err := net.Listen("tcp", cfg.TCPAddr)
@@ -164,14 +190,15 @@ func New(cfg Config) (*SFU, error) {
 			return nil, fmt.Errorf("media: --nat-ip %s: %w", cfg.NATIP, err)
 		}
 	}
-	if s.pubAPI, err = newAPI(se, cfg.PublishCodecs); err != nil {
+	if s.pubAPI, _, err = newAPI(se, cfg.PublishCodecs, false); err != nil {
 		s.closeSockets()
 		return nil, err
 	}
-	if s.subAPI, err = newAPI(se, nil); err != nil {
+	if s.subAPI, s.subME, err = newAPI(se, nil, true); err != nil {
 		s.closeSockets()
 		return nil, err
 	}
+	s.subSE = se
 	return s, nil
 }
 
@@ -224,7 +251,8 @@ var videoCodecs = []webrtc.RTPCodecParameters{
 
 var opus = webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 111}
 
-func newAPI(se webrtc.SettingEngine, allowVideo []string) (*webrtc.API, error) {
+// newAPI builds the engine of publishers' (subscribe false) or subscribers' peer connections.
+func newAPI(se webrtc.SettingEngine, allowVideo []string, subscribe bool) (*webrtc.API, *webrtc.MediaEngine, error) {
 	// A policy naming a codec the SFU cannot forward would silently narrow every answer: refuse it.
 	for _, a := range allowVideo {
 		known := false
@@ -232,19 +260,19 @@ func newAPI(se webrtc.SettingEngine, allowVideo []string) (*webrtc.API, error) {
 			known = known || equalFold(a, c.MimeType)
 		}
 		if !known {
-			return nil, fmt.Errorf("media: publish codec %q is not one the SFU forwards", a)
+			return nil, nil, fmt.Errorf("media: publish codec %q is not one the SFU forwards", a)
 		}
 	}
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterCodec(opus, webrtc.RTPCodecTypeAudio); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, c := range videoCodecs {
 		if !allowed(c.MimeType, allowVideo) {
 			continue
 		}
 		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	ir := &interceptor.Registry{}
@@ -255,18 +283,79 @@ func newAPI(se webrtc.SettingEngine, allowVideo []string) (*webrtc.API, error) {
 	// The NACK responder keeps the packets it may resend as they are written, without a copy: the only
 	// local tracks are fanouts, which give every subscriber its own header and never reuse a kept payload.
 	if err := webrtc.ConfigureNackWithOptions(m, ir, nil, nack.DisableCopy()); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := webrtc.ConfigureTWCCSender(m, ir); err != nil {
+		return nil, nil, err
+	}
+	if subscribe {
+		// The media engine above is the same for both (the answers offer the same feedback); the
+		// interceptors of a subscription are a sender's only.
+		var err error
+		if ir, err = sendInterceptors(); err != nil {
+			return nil, nil, err
+		}
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), m, nil
+}
+
+// sendInterceptors are the interceptors of a subscription's peer connection, which sends media and
+// receives none: the NACK responder and the sender reports. The NACK generator, the receiver reports and
+// the TWCC feedback generator act on received streams only, and each ran a goroutine of its own per
+// connection (docs/BENCHMARKS.md, memory per subscription).
+func sendInterceptors() (*interceptor.Registry, error) {
+	responder, err := nack.NewResponderInterceptor(nack.DisableCopy(), nack.ResponderSize(nackHistory))
+	if err != nil {
 		return nil, err
 	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+	sender, err := report.NewSenderInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	ir := &interceptor.Registry{}
+	ir.Add(responder)
+	ir.Add(sender)
+	return ir, nil
+}
+
+// nackHistory is how many of its last video packets a subscription can have resent (a power of two, as
+// pion's responder requires). Each costs about 150 bytes per subscription (the subscriber's header and
+// the responder's entry; the payload is shared), and pion's default of 1024 made the largest part of a
+// subscription's memory once the ring was full, 40-60 s of a camera's video. A retransmission helps
+// only while the receiver's jitter buffer waits for the packet, about a round trip or two: 256 packets
+// are 0.3 s at the media policy's highest bitrate (8.5 Mbit/s, about 880 packets/s), 1 s of a 720p
+// camera at 2.5 Mbit/s, and 10 s of the 15 fps camera fixture.
+const nackHistory = 256
+
+// certLifetime is how long one DTLS certificate serves new peer connections before the next is made.
+const certLifetime = 24 * time.Hour
+
+// peerConfig is the configuration of a new peer connection: the SFU's current DTLS certificate. Without
+// one, pion generates an ECDSA key and certificate for every connection, which costs each join its
+// CPU and each connection a few KB; a WebRTC certificate only has to match the fingerprint the answer
+// carries (RFC 8827 §6.5, RFC 8122 §5), so one serves every connection, as a browser's serves all of
+// its own. A new one is made a day later, well before pion's certificates expire (a month).
+func (s *SFU) peerConfig() (webrtc.Configuration, error) {
+	s.certMu.Lock()
+	defer s.certMu.Unlock()
+	if s.cert == nil || time.Since(s.certAt) > certLifetime {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return webrtc.Configuration{}, fmt.Errorf("media: certificate key: %w", err)
+		}
+		cert, err := webrtc.GenerateCertificate(key)
+		if err != nil {
+			return webrtc.Configuration{}, fmt.Errorf("media: certificate: %w", err)
+		}
+		s.cert, s.certAt = cert, time.Now()
+	}
+	return webrtc.Configuration{Certificates: []webrtc.Certificate{*s.cert}}, nil
 }
 
 func allowed(mime string, list []string) bool {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -25,6 +26,7 @@ type Subscriber struct {
 	hooks     SubscribeHooks
 	gates     map[string]*gate // by the media section's mid; written before the answer, then only read
 	sel       *selector        // the video of a simulcast publisher, nil without
+	direct    *directSender    // the subscription's own send path (direct.go), nil on pion's
 	videoMid  string
 	connOnce  sync.Once
 	closeOnce sync.Once
@@ -47,11 +49,33 @@ func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, offer, layerPref st
 	if err != nil {
 		return nil, "", ErrPublisherNotFound
 	}
-	pc, err := s.subAPI.NewPeerConnection(webrtc.Configuration{})
+	api := s.subAPI
+	var direct *directSender
+	// The direct path forwards fanouts; a simulcast video's selector rewrites headers per subscriber and
+	// keeps pion's path (docs/DESIGN.md §4.11).
+	if s.cfg.SendPath == SendPathDirect && video == nil {
+		direct = &directSender{sfu: s}
+		if api, err = direct.api(s.subSE, s.subME); err != nil {
+			return nil, "", fmt.Errorf("media: direct send path: %w", err)
+		}
+	}
+	conf, err := s.peerConfig()
+	if err != nil {
+		return nil, "", err
+	}
+	pc, err := api.NewPeerConnection(conf)
 	if err != nil {
 		return nil, "", fmt.Errorf("media: new peer connection: %w", err)
 	}
-	sub := &Subscriber{pub: pub, pc: pc, hooks: hooks, gates: map[string]*gate{}}
+	sub := &Subscriber{pub: pub, pc: pc, hooks: hooks, gates: map[string]*gate{}, direct: direct}
+	if direct != nil {
+		direct.pc = pc
+		if dt := pc.SCTP().Transport(); dt != nil {
+			dt.ICETransport().OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) {
+				direct.pairChanged(pair, func() { go sub.Close() })
+			})
+		}
+	}
 	s.watchEnd(pc, sub.connected, func() { go sub.Close() })
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		_ = pc.Close()
@@ -60,7 +84,7 @@ func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, offer, layerPref st
 	for _, t := range tracks {
 		// AddTrack reuses the transceiver the recvonly offer created for this kind.
 		g := &gate{video: t.Kind() == webrtc.RTPCodecTypeVideo}
-		sender, err := pc.AddTrack(&gatedTrack{fanout: t, gate: g})
+		sender, err := pc.AddTrack(&gatedTrack{fanout: t, gate: g, direct: direct})
 		if err != nil {
 			_ = pc.Close()
 			return nil, "", fmt.Errorf("media: add track: %w", err)
@@ -70,7 +94,11 @@ func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, offer, layerPref st
 				sub.gates[tr.Mid()] = g
 			}
 		}
-		if !s.goTracked(func() { s.rtcpLoop(sender, pub.RequestKeyframe, nil) }) {
+		var onFeedback func(rtcp.Packet)
+		if direct != nil {
+			onFeedback = direct.onRTCP // NACKs: no pion responder on this path
+		}
+		if !s.goTracked(func() { s.rtcpLoop(sender, pub.RequestKeyframe, onFeedback) }) {
 			_ = pc.Close()
 			return nil, "", ErrClosed
 		}
@@ -115,6 +143,9 @@ func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, offer, layerPref st
 
 func (sub *Subscriber) connected() {
 	sub.connOnce.Do(func() {
+		if sub.direct != nil {
+			sub.direct.start() // before the keyframe is asked for, so that it is not dropped
+		}
 		// A subscriber that joins late needs a keyframe to start decoding.
 		if sub.sel != nil {
 			sub.sel.resumed() // the layer it is to receive, not every layer
@@ -186,6 +217,9 @@ func (sub *Subscriber) Close() {
 		sub.pub.mu.Unlock()
 		if sub.sel != nil {
 			sub.sel.detach()
+		}
+		if sub.direct != nil {
+			sub.direct.close()
 		}
 		_ = sub.pc.Close()
 		if sub.hooks.OnClosed != nil {

@@ -308,7 +308,7 @@ func (s *Server) mediaPlane(whipURL string) error {
 	}
 	s.sfu, err = media.New(media.Config{UDPAddr: s.cfg.UDPAddr(), TCPAddr: s.cfg.TCPAddr(), NATIP: s.cfg.NATIP, IncludeLoopback: s.cfg.Loopback(),
 		PublishCodecs: pol.AllowedVideo, // the answer picks from these, whatever the offer lists first
-		Inspector:     func() media.Inspector { return policy.NewStreamInspector(pol) }, Log: s.log})
+		Inspector:     func() media.Inspector { return policy.NewStreamInspector(pol) }, SendPath: s.cfg.MediaSendPath, Log: s.log})
 	if err != nil {
 		return fmt.Errorf("server: media: %w", err)
 	}

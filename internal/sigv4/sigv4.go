@@ -53,11 +53,15 @@ type keyID struct {
 	scope               credentialScope
 }
 
-// signingMAC computes HMAC-SHA256 under one derived signing key; safe for concurrent use.
-type signingMAC struct{ pool sync.Pool }
+// signingMAC computes HMAC-SHA256 under one derived signing key; safe for concurrent use. scope is the
+// key's credential scope as the string to sign holds it (credentialScope.scope).
+type signingMAC struct {
+	pool  sync.Pool
+	scope string
+}
 
-func newSigningMAC(key []byte) *signingMAC {
-	m := &signingMAC{}
+func newSigningMAC(key []byte, scope string) *signingMAC {
+	m := &signingMAC{scope: scope}
 	m.pool.New = func() any { return hmac.New(sha256.New, key) }
 	return m
 }
@@ -82,7 +86,7 @@ func (c *keyCache) get(accessKeyID, secret string, scope credentialScope) *signi
 	if ok {
 		return k
 	}
-	k = newSigningMAC(signingKey(secret, scope))
+	k = newSigningMAC(signingKey(secret, scope), scope.scope())
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= maxDerivedKeys {
 		c.m = make(map[keyID]*signingMAC)
@@ -121,7 +125,7 @@ const (
 // caller; the server hashes it itself because aws-sdk-go-v2 sends no X-Amz-Content-Sha256). It returns
 // the access key id the request was signed with. Every error is an *Error.
 func (v *Verifier) Verify(r *http.Request, body []byte) (accessKeyID string, err error) {
-	id, _, e := v.verify(r, body)
+	id, _, e := v.verifyRequest(r, body, false)
 	if e != nil {
 		return "", e
 	}
@@ -143,6 +147,11 @@ type signedRequest struct {
 // verify does the work of Verify; it also returns the canonical request that matched (tests use it to
 // see which canonical form each client produces; it holds no secret).
 func (v *Verifier) verify(r *http.Request, body []byte) (string, string, *Error) {
+	return v.verifyRequest(r, body, true)
+}
+
+// verifyRequest is verify; the matched canonical request is returned only when keep is set.
+func (v *Verifier) verifyRequest(r *http.Request, body []byte, keep bool) (string, string, *Error) {
 	if r.URL == nil { // never so for a server request; be safe for hand-built ones
 		r2 := *r
 		r2.URL = &url.URL{}
@@ -165,17 +174,42 @@ func (v *Verifier) verify(r *http.Request, body []byte) (string, string, *Error)
 	if e := v.checkTime(sr); e != nil {
 		return "", "", e
 	}
-	want, err := hex.DecodeString(sr.auth.Signature)
-	if err != nil || len(want) != sha256.Size {
+	var want [sha256.Size]byte
+	if len(sr.auth.Signature) != 2*sha256.Size {
+		return "", "", invalid(msgSignatureInvalid)
+	}
+	if !decodeHex(want[:], sr.auth.Signature) {
 		return "", "", invalid(msgSignatureInvalid)
 	}
 
 	key := v.derived.get(sr.cred.AccessKeyID, secret, sr.cred)
-	scope := sr.cred.scope()
 	method := r.Method
 	if method == "" {
 		method = http.MethodGet
 	}
+	sc := scratches.Get().(*scratch)
+	defer scratches.Put(sc)
+	var mac [sha256.Size]byte
+	toSign := append(sc.toSign[:0], algorithm...)
+	toSign = append(append(append(append(append(toSign, '\n'), sr.timeStr...), '\n'), key.scope...), '\n')
+	prefix := len(toSign)
+
+	// An ordinary request has one canonical form, built without the general path's variants (ordinary.go).
+	if canonical, ok := ordinaryCanonical(sc.canonical[:0], r, len(body), &sr, method); ok {
+		sum := sha256.Sum256(canonical)
+		toSign = hex.AppendEncode(toSign[:prefix], sum[:])
+		sc.canonical, sc.toSign = canonical, toSign
+		key.sum(toSign, &mac)
+		if !hmac.Equal(mac[:], want[:]) {
+			return "", "", invalid(msgSignatureInvalid)
+		}
+		matched := ""
+		if keep {
+			matched = string(canonical)
+		}
+		return sr.cred.AccessKeyID, matched, nil
+	}
+	sc.toSign = toSign
 	exclude := ""
 	if sr.presigned {
 		exclude = querySignature
@@ -188,12 +222,6 @@ func (v *Verifier) verify(r *http.Request, body []byte) (string, string, *Error)
 	}
 	headers := canonicalHeaderBlocks(sr.auth.SignedHeaders, headerValues(r, len(body)), hostCandidates(host))
 	signedHeaders := strings.Join(sr.auth.SignedHeaders, ";")
-
-	var mac [sha256.Size]byte
-	toSign := make([]byte, 0, 256)
-	toSign = append(append(append(append(append(toSign, algorithm...), '\n'), sr.timeStr...), '\n'), scope...)
-	toSign = append(toSign, '\n')
-	prefix := len(toSign)
 
 	// Try every canonical form (normally exactly one); compare each in constant time and without an
 	// early exit so the timing does not say which part differed.
@@ -211,7 +239,7 @@ tryAll:
 					sum := sha256.Sum256([]byte(canonical))
 					toSign = hex.AppendEncode(toSign[:prefix], sum[:])
 					key.sum(toSign, &mac)
-					if hmac.Equal(mac[:], want) && matched == "" {
+					if hmac.Equal(mac[:], want[:]) && matched == "" {
 						matched = canonical
 					}
 				}
@@ -384,11 +412,53 @@ func (v *Verifier) checkScope(sr signedRequest) *Error {
 	if len(v.Regions) > 0 && !slices.Contains(v.Regions, c.Region) {
 		return invalid("Credential should be scoped to a valid region, not '" + printable(c.Region) + "'.")
 	}
-	if day := sr.time.UTC().Format("20060102"); c.Date != day {
+	if !sameDay(c.Date, sr.time.UTC()) {
+		day := sr.time.UTC().Format("20060102")
 		return invalid(fmt.Sprintf("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.",
 			c.Date, day, sr.timeStr))
 	}
 	return nil
+}
+
+// decodeHex decodes s, 2*len(dst) hex digits of either case, into dst, as hex.Decode does, without
+// converting s to a byte slice first.
+func decodeHex(dst []byte, s string) bool {
+	if len(s) != 2*len(dst) {
+		return false
+	}
+	for i := range dst {
+		hi, ok1 := hexDigit(s[2*i])
+		lo, ok2 := hexDigit(s[2*i+1])
+		if !ok1 || !ok2 {
+			return false
+		}
+		dst[i] = hi<<4 | lo
+	}
+	return true
+}
+
+func hexDigit(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// sameDay reports whether date (YYYYMMDD) is t's day, as t.Format("20060102") == date without the string.
+func sameDay(date string, t time.Time) bool {
+	y, m, d := t.Date()
+	if len(date) != 8 || y < 0 || y > 9999 {
+		return date == t.Format("20060102")
+	}
+	var b [8]byte
+	b[0], b[1], b[2], b[3] = byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10)
+	b[4], b[5], b[6], b[7] = byte('0'+int(m)/10), byte('0'+int(m)%10), byte('0'+d/10), byte('0'+d%10)
+	return string(b[:]) == date
 }
 
 // checkTime checks the request time against the server clock: within MaxSkew either way, and for a
@@ -426,29 +496,9 @@ func skewText(d time.Duration) string {
 	return d.String()
 }
 
-// headerValues returns the received values of a signed header. Go's server moves some headers out of
-// r.Header; they are put back from the request fields.
+// headerValues is headerValue as a headerSource.
 func headerValues(r *http.Request, bodyLen int) headerSource {
-	return func(lower string) []string {
-		vals := r.Header.Values(lower)
-		switch lower {
-		case contentLengthHeader:
-			return contentLengthValue(vals, r.ContentLength, bodyLen)
-		case transferEncodingName:
-			if len(vals) == 0 && len(r.TransferEncoding) > 0 {
-				return []string{strings.Join(r.TransferEncoding, ",")}
-			}
-		}
-		if len(vals) == 0 {
-			// Not canonicalisable names (e.g. with '_') are stored as received.
-			for k, vs := range r.Header {
-				if strings.EqualFold(k, lower) {
-					return vs
-				}
-			}
-		}
-		return vals
-	}
+	return func(lower string) []string { return headerValue(r, lower, bodyLen) }
 }
 
 // signingKey derives the SigV4 signing key:

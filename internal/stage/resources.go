@@ -328,9 +328,9 @@ type ParticipantQuery struct {
 	RecordingState string
 }
 
-// ListParticipants pages a session's participants by firstJoinTime. The model gives this operation no
-// ResourceNotFoundException: an unknown stage or session has no participants.
-func (s *Service) ListParticipants(ctx context.Context, stageARN string, session ivs.SessionID, q ParticipantQuery, p store.Page) ([]ivs.Participant, error) {
+// ListParticipants pages a session's participants by firstJoinTime, as the model's ParticipantSummary. The
+// model gives this operation no ResourceNotFoundException: an unknown stage or session has no participants.
+func (s *Service) ListParticipants(ctx context.Context, stageARN string, session ivs.SessionID, q ParticipantQuery, p store.Page) ([]store.ParticipantSummary, error) {
 	sid, ok := s.cfg.Account.StageIDFromARN(stageARN)
 	if !ok {
 		return nil, nil
@@ -339,7 +339,7 @@ func (s *Service) ListParticipants(ctx context.Context, stageARN string, session
 	if q.RecordingState != "" {
 		f.RecordingState = ivs.RecordingState(q.RecordingState)
 	}
-	return s.store.ListParticipants(ctx, sid, session, f, p)
+	return s.store.ListParticipantSummaries(ctx, sid, session, f, p)
 }
 
 // ListEvents pages a participant's events in the order they happened.

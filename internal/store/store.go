@@ -44,6 +44,23 @@ type ParticipantFilter struct {
 	RecordingState ivs.RecordingState
 }
 
+// ParticipantSummary is a participant as a list shows it (the model's ParticipantSummary): the members of
+// ivs.Participant of the same names.
+type ParticipantSummary struct {
+	ID             ivs.ParticipantID
+	UserID         string
+	State          ivs.ParticipantState
+	FirstJoinTime  time.Time
+	Published      bool
+	RecordingState ivs.RecordingState // "" = DISABLED, as ivs.ParticipantRecording.State
+}
+
+// Summary is p as a list shows it.
+func Summary(p ivs.Participant) ParticipantSummary {
+	return ParticipantSummary{ID: p.ID, UserID: p.UserID, State: p.State, FirstJoinTime: p.FirstJoinTime, Published: p.Published,
+		RecordingState: p.Recording.State}
+}
+
 // Reader is every read the API and the domain make. Lists are keyset-paginated in the orders of
 // docs/DESIGN.md §2.4: stages and public keys by creation (oldest first), sessions newest first,
 // participants by firstJoinTime, events in the order they happened (Seq).
@@ -59,6 +76,10 @@ type Reader interface {
 
 	GetParticipant(ctx context.Context, stage ivs.StageID, session ivs.SessionID, id ivs.ParticipantID) (ivs.Participant, error)
 	ListParticipants(ctx context.Context, stage ivs.StageID, session ivs.SessionID, f ParticipantFilter, p Page) ([]ivs.Participant, error)
+	// ListParticipantSummaries is ListParticipants with only what the model's ParticipantSummary shows:
+	// the same rows in the same order, read from a covering index without the rest of each row (the
+	// API's ListParticipants; docs/BENCHMARKS.md, issue 16).
+	ListParticipantSummaries(ctx context.Context, stage ivs.StageID, session ivs.SessionID, f ParticipantFilter, p Page) ([]ParticipantSummary, error)
 	// ConnectedParticipants returns every participant in state CONNECTED, on every stage (crash recovery).
 	ConnectedParticipants(ctx context.Context) ([]ivs.Participant, error)
 	// UnfinishedRecordings returns every participant whose recording state is STARTING, ACTIVE or STOPPING,

@@ -218,7 +218,7 @@ func (c *checker) str(s *shape, str, path, subject string) {
 	if s.HasMin || s.HasMax {
 		c.size(s, utf8.RuneCountInString(str), path, str, subject)
 	}
-	if s.re != nil && !s.re.MatchString(str) {
+	if s.re != nil && !s.match(str) {
 		c.fail(path, s, str, subject+" must satisfy regular expression pattern: "+s.Pattern)
 	}
 	if len(s.Enum) > 0 && !slices.Contains(s.Enum, str) {

@@ -120,3 +120,48 @@ func FuzzDecodeDirect(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPatterns: every pattern of the model matches what Go's regexp matches, whichever matcher
+// patternMatcher chose for it (pattern.go).
+func FuzzPatterns(f *testing.F) {
+	for _, s := range []string{"", "arn:aws:ivs:us-east-1:123456789012:stage/abcDEF123", "st-abc123", "st-", "abc-DEF_1",
+		"arn:aws:ivs:us-east-1:1:stage/", "arn:aws:ivs::1:stage/a", "arn:aws:ivs:us-east-1:12a:stage/x", "a\nb", "é",
+		"arn:aws:ivs:us-east-1:123:storage-configuration/abc", "1.2.3-x", "AQ+/=_-"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for name, sh := range shapes {
+			if sh.re == nil {
+				continue
+			}
+			if got, want := sh.match(s), sh.re.MatchString(s); got != want {
+				t.Fatalf("%s (%s): %q: %v, regexp says %v", name, sh.Regexp, s, got, want)
+			}
+		}
+	})
+}
+
+// TestPatternMatchers: the model's sequence patterns got the byte matcher (the others keep regexp).
+func TestPatternMatchers(t *testing.T) {
+	fast := 0
+	for name, sh := range shapes {
+		if sh.re == nil {
+			continue
+		}
+		if _, ok := newSequenceMatcher(sh.re.String()); ok {
+			fast++
+		} else {
+			t.Logf("%s keeps regexp: %s", name, sh.Regexp)
+		}
+	}
+	for _, name := range []string{"StageArn", "StageSessionId", "ParticipantId"} {
+		if sh, ok := shapes[name]; !ok || sh.re == nil {
+			t.Errorf("no pattern on %s", name)
+		} else if _, ok := newSequenceMatcher(sh.re.String()); !ok {
+			t.Errorf("%s (%s) has no byte matcher", name, sh.Regexp)
+		}
+	}
+	if fast == 0 {
+		t.Fatal("no pattern has the byte matcher")
+	}
+}

@@ -62,8 +62,9 @@ type shape struct {
 	name              string
 	member, key, elem *shape // list member; map key and value
 	re                *regexp.Regexp
-	enumText          string // "[A, B]"
-	secret            bool   // Sensitive, or a sensitive shape is reachable from it
+	matches           func(string) bool // re's match, by a faster matcher where there is one (pattern.go)
+	enumText          string            // "[A, B]"
+	secret            bool              // Sensitive, or a sensitive shape is reachable from it
 }
 
 // member is a member of a structure.
@@ -121,6 +122,7 @@ func resolve() error {
 			if s.re, err = regexp.Compile(s.Regexp); err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
+			s.matches = patternMatcher(s.re)
 		}
 		if len(s.Enum) > 0 {
 			s.enumText = "[" + strings.Join(s.Enum, ", ") + "]"

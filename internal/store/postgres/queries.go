@@ -113,7 +113,11 @@ const (
 	filterRecordingState
 )
 
-var qListParticipants [5][2]string
+var qListParticipants, qListParticipantSummaries [5][2]string
+
+// What a participant summary reads (store.ParticipantSummary): the stage and session are the query's own, and
+// every index of the list's orders includes these columns (migration 0006).
+const participantSummaryCols = `id, user_id, state, first_join_time, published, recording_state`
 
 func init() {
 	for kind, cond := range []string{
@@ -128,13 +132,15 @@ func init() {
 			n = 4
 		}
 		for after := range 2 {
-			q := `SELECT ` + participantReadCols + ` FROM participants WHERE stage_id = $1 AND session_id = $2` + cond
+			q := ` FROM participants WHERE stage_id = $1 AND session_id = $2` + cond
 			m := n
 			if after == 1 {
 				q += ` AND (first_join_time, id) > ($` + strconv.Itoa(m) + `, $` + strconv.Itoa(m+1) + `)`
 				m += 2
 			}
-			qListParticipants[kind][after] = q + ` ORDER BY first_join_time, id LIMIT $` + strconv.Itoa(m)
+			q += ` ORDER BY first_join_time, id LIMIT $` + strconv.Itoa(m)
+			qListParticipants[kind][after] = `SELECT ` + participantReadCols + q
+			qListParticipantSummaries[kind][after] = `SELECT ` + participantSummaryCols + q
 		}
 	}
 }

@@ -187,8 +187,40 @@ func (r reads) GetParticipant(ctx context.Context, stage ivs.StageID, session iv
 }
 
 func (r reads) ListParticipants(ctx context.Context, stage ivs.StageID, session ivs.SessionID, f store.ParticipantFilter, p store.Page) ([]ivs.Participant, error) {
-	args := []any{string(stage), string(session)}
-	kind := filterNone
+	kind, after, args, err := participantQuery(stage, session, f, p)
+	if err != nil {
+		return nil, err
+	}
+	return list(ctx, r, "participants", pageCap(p), scanParticipant, qListParticipants[kind][after], args...)
+}
+
+func (r reads) ListParticipantSummaries(ctx context.Context, stage ivs.StageID, session ivs.SessionID, f store.ParticipantFilter, p store.Page) ([]store.ParticipantSummary, error) {
+	kind, after, args, err := participantQuery(stage, session, f, p)
+	if err != nil {
+		return nil, err
+	}
+	return list(ctx, r, "participant summaries", pageCap(p), scanParticipantSummary, qListParticipantSummaries[kind][after], args...)
+}
+
+func scanParticipantSummary(sc scanner) (store.ParticipantSummary, error) {
+	var id, user []byte
+	var state, recState string
+	var joined int64
+	var s store.ParticipantSummary
+	if err := sc.Scan(&id, &user, &state, &joined, &s.Published, &recState); err != nil {
+		return s, err
+	}
+	s.ID, s.UserID, s.State, s.FirstJoinTime = ivs.ParticipantID(id), string(user), ivs.ParticipantState(state), fromNanos(joined)
+	if s.RecordingState = ivs.RecordingState(recState); s.RecordingState == ivs.RecordingDisabled {
+		s.RecordingState = "" // as scanParticipant
+	}
+	return s, nil
+}
+
+// participantQuery picks the ListParticipants variant of a filter and a page and its arguments.
+func participantQuery(stage ivs.StageID, session ivs.SessionID, f store.ParticipantFilter, p store.Page) (kind, after int, args []any, err error) {
+	args = []any{string(stage), string(session)}
+	kind = filterNone
 	switch {
 	case f.UserID != nil:
 		kind, args = filterUser, append(args, bin(*f.UserID))
@@ -199,16 +231,14 @@ func (r reads) ListParticipants(ctx context.Context, stage ivs.StageID, session 
 	case f.RecordingState != "":
 		kind, args = filterRecordingState, append(args, string(f.RecordingState))
 	}
-	after := 0
 	if p.After != nil {
 		t, err := nanos(p.After.Time)
 		if err != nil {
-			return nil, err
+			return 0, 0, nil, err
 		}
 		after, args = 1, append(args, t, bin(p.After.ID))
 	}
-	args = append(args, limit(p))
-	return list(ctx, r, "participants", pageCap(p), scanParticipant, qListParticipants[kind][after], args...)
+	return kind, after, append(args, limit(p)), nil
 }
 
 func (r reads) ConnectedParticipants(ctx context.Context) ([]ivs.Participant, error) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/openstage/openstage/internal/ivs"
+	"github.com/openstage/openstage/internal/notify"
 	"github.com/openstage/openstage/internal/store"
 )
 
@@ -100,6 +101,39 @@ func BenchmarkAppendEventConcurrent(b *testing.B) {
 		for pb.Next() {
 			e := ivs.Event{StageID: st, SessionID: sess, ParticipantID: p, Name: ivs.EventJoined, Time: time.Now()}
 			if err := s.Update(ctx, func(tx store.Tx) error { return tx.AppendEvent(ctx, &e) }); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	stats := s.Stats()
+	b.ReportMetric(float64(stats.Updates)/float64(max(stats.Commits, 1)), "events/commit")
+}
+
+// BenchmarkIngest: what the stage domain writes for each participant event (internal/stage/history.go), an
+// event and its notification in one durable Update, from many writers at once (as openstage bench's ingest
+// part, whose writers it matches: 128 × GOMAXPROCS).
+func BenchmarkIngest(b *testing.B) {
+	s := openTest(b, filepath.Join(b.TempDir(), "bench.db"))
+	ctx := context.Background()
+	st, sess := ivs.NewStageID(), ivs.NewSessionID()
+	b.SetParallelism(128)
+	b.RunParallel(func(pb *testing.PB) {
+		p := ivs.NewParticipantID()
+		for pb.Next() {
+			e := ivs.Event{StageID: st, SessionID: sess, ParticipantID: p, Name: ivs.EventSubscribeStarted, Time: time.Now(),
+				RemoteParticipantID: p}
+			err := s.Update(ctx, func(tx store.Tx) error {
+				if err := tx.AppendEvent(ctx, &e); err != nil {
+					return err
+				}
+				n, err := notify.FromEvent(e, "user-0000000000000000")
+				if err != nil {
+					return err
+				}
+				return tx.AppendNotification(ctx, n)
+			})
+			if err != nil {
 				b.Error(err)
 				return
 			}

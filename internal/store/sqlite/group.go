@@ -13,14 +13,15 @@ import (
 // the single writer connection can do nothing else meanwhile: one transaction per Update caps the store at a
 // couple of thousand durable writes a second, however many callers there are. Concurrent Update calls
 // therefore share transactions. Each caller still runs its own fn, on its own goroutine, on the one open
-// write transaction, inside a savepoint of its own; the caller that finds nobody waiting behind it commits
-// the transaction for everyone in it. So:
+// write transaction, inside a savepoint of its own (opened only when its first write reaches SQLite; appends
+// are buffered until then, buffer.go); the caller that finds nobody waiting behind it commits the transaction
+// for everyone in it. So:
 //
 //   - every caller is acknowledged only after the commit that holds its writes has returned: Update returns
 //     nil only once the writes are durable, and returns the commit's error if the commit fails;
-//   - a fn that fails or panics is rolled back to its savepoint and takes nothing of the others with it; the
-//     first fn of a transaction needs no savepoint: if it fails, the transaction holds nothing else and is
-//     rolled back whole;
+//   - a fn that fails or panics is rolled back to its savepoint (its buffered appends dropped) and takes
+//     nothing of the others with it; the first fn of a transaction needs no savepoint: if it fails, the
+//     transaction holds nothing else and is rolled back whole;
 //   - fns still run one at a time, in the order they got the writer, and a fn's reads through its Tx see the
 //     writes of the fns before it in the same transaction, which commit with (or before) its own.
 //
@@ -86,13 +87,9 @@ func (s *Store) update(ctx context.Context, fn func(*tx) error) error {
 		}
 		g = &group{t: t, done: make(chan struct{})}
 		s.cur = g
-	} else if _, err := g.t.exec(ctx, qSavepoint); err != nil {
-		s.loseGroup(g, err)
-		s.release()
-		return fmt.Errorf("sqlite: savepoint: %w", err)
 	}
-
-	g.t.touched = g.t.touched[:0]
+	// The fn's savepoint is opened when its first write reaches SQLite, if ever (buffer.go).
+	g.t.startFn(first)
 	ok := false
 	defer func() {
 		if ok {
@@ -108,8 +105,13 @@ func (s *Store) update(ctx context.Context, fn func(*tx) error) error {
 		return err // the deferred undo rolls it back
 	}
 	ok = true
-	if !first {
-		if _, err := g.t.exec(ctx, qReleaseSavepoint); err != nil {
+	if err := g.t.broken; err != nil {
+		s.loseGroup(g, err)
+		s.release()
+		return g.err
+	}
+	if g.t.fn.sp {
+		if err := g.t.control(ctx, qReleaseSavepoint); err != nil {
 			s.loseGroup(g, err)
 			s.release()
 			return fmt.Errorf("sqlite: release savepoint: %w", err)
@@ -142,6 +144,11 @@ func (s *Store) commit(g *group) {
 	s.cur = nil
 	if g.members == 0 { // everyone in it failed and was rolled back
 		_ = g.t.tx.Rollback()
+	} else if err := g.t.flush(context.Background(), len(g.t.events), len(g.t.notes)); err != nil {
+		// The members' buffered rows could not be written (buffer.go): none of their writes may land.
+		_ = g.t.tx.Rollback()
+		s.seqs.clear()
+		g.err = fmt.Errorf("%w: %v", errGroupLost, err)
 	} else if err := g.t.tx.Commit(); err != nil {
 		s.seqs.clear() // what the transaction wrote is not there
 		g.err = fmt.Errorf("sqlite: commit: %w", err)
@@ -152,11 +159,10 @@ func (s *Store) commit(g *group) {
 	close(g.done)
 }
 
-// undo rolls back the current fn's writes. The writer is held.
+// undo rolls back the current fn's writes: its buffered rows are dropped, what it wrote to SQLite is
+// rolled back to its savepoint. The writer is held.
 func (s *Store) undo(g *group, first bool) {
-	for _, k := range g.t.touched { // its sequence hints go with its writes
-		delete(s.seqs.m, k)
-	}
+	g.t.dropFn() // its sequence hints go with its writes
 	if first {
 		// The transaction holds this fn's writes and nothing else (the others join only after it): roll
 		// it all back.
@@ -165,11 +171,18 @@ func (s *Store) undo(g *group, first bool) {
 		close(g.done)
 		return
 	}
-	if _, err := g.t.exec(context.Background(), qRollbackToSavepoint); err != nil {
+	if err := g.t.broken; err != nil {
 		s.loseGroup(g, err)
 		return
 	}
-	if _, err := g.t.exec(context.Background(), qReleaseSavepoint); err != nil {
+	if !g.t.fn.sp {
+		return // nothing of it reached SQLite
+	}
+	if err := g.t.control(context.Background(), qRollbackToSavepoint); err != nil {
+		s.loseGroup(g, err)
+		return
+	}
+	if err := g.t.control(context.Background(), qReleaseSavepoint); err != nil {
 		s.loseGroup(g, err)
 	}
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -304,7 +305,14 @@ func crashChildGroup(s *Store, writers int) int {
 			pid := ivs.ParticipantID(fmt.Sprintf("g%011d", w))
 			for n := 1; ; n++ {
 				e := ivs.Event{StageID: crashStage, SessionID: crashSession, ParticipantID: pid, Name: ivs.EventJoined, Time: time.Now()}
-				if err := s.Update(ctx, func(tx store.Tx) error { return tx.AppendEvent(ctx, &e) }); err != nil {
+				// An event and its notification, as the stage domain writes them (buffer.go buffers both).
+				if err := s.Update(ctx, func(tx store.Tx) error {
+					if err := tx.AppendEvent(ctx, &e); err != nil {
+						return err
+					}
+					return tx.AppendNotification(ctx, &store.Notification{StageID: crashStage, SessionID: crashSession, Kind: "JOINED",
+						Time: e.Time, Detail: fmt.Appendf(nil, `{"w":%d,"n":%d}`, w, n)})
+				}); err != nil {
 					fmt.Fprintln(os.Stderr, "update:", err)
 					os.Exit(2)
 				}
@@ -368,6 +376,25 @@ func TestGroupCrashLosesNothingAcknowledged(t *testing.T) {
 		// Each writer has at most one write in flight beyond what it acknowledged.
 		if len(evs) < acked[w] || len(evs) > acked[w]+1 {
 			t.Fatalf("writer %d: %d acknowledged, %d stored", w, acked[w], len(evs))
+		}
+		acked[w] = len(evs)
+	}
+	// Every stored event has its notification, and nothing else is in the log: each writer's, in order.
+	ns, err := s.ListNotifications(ctx, 0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := make([]int, writers)
+	for _, n := range ns {
+		var d struct{ W, N int }
+		if err := json.Unmarshal(n.Detail, &d); err != nil || d.W < 0 || d.W >= writers || d.N != next[d.W]+1 {
+			t.Fatalf("notification %d %s out of order (%v)", n.Seq, n.Detail, err)
+		}
+		next[d.W] = d.N
+	}
+	for w := range writers {
+		if next[w] != acked[w] {
+			t.Errorf("writer %d: %d events stored, %d notifications", w, acked[w], next[w])
 		}
 	}
 }

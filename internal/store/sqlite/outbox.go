@@ -16,22 +16,32 @@ import (
 // transaction at a time, so what a reader sees of the log has no holes: ListNotifications needs no horizon.
 
 const (
-	qAppendNotification = `INSERT INTO notifications (stage_id, session_id, kind, time, detail) VALUES (?, ?, ?, ?, ?)`
-	notificationCols    = `seq, stage_id, session_id, kind, time, detail`
+	// The seq is the writer's (buffer.go, seqcache.go): an explicit value in an AUTOINCREMENT column is
+	// stored as given and moves sqlite_sequence past it, as a generated one would.
+	appendNotificationSQL = `INSERT INTO notifications (seq, stage_id, session_id, kind, time, detail) VALUES (?, ?, ?, ?, ?, ?)`
+	// The last seq the log has handed out, even if deleted since: AUTOINCREMENT never reuses one.
+	lastNotificationSeqSQL = `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'notifications'), 0),
+		coalesce((SELECT max(seq) FROM notifications), 0))`
+	notificationCols = `seq, stage_id, session_id, kind, time, detail`
 )
 
+// AppendNotification buffers n with the seq after the log's last (buffer.go).
 func (t *tx) AppendNotification(ctx context.Context, n *store.Notification) error {
 	at, err := nanos(n.Time)
 	if err != nil {
 		return err
 	}
-	res, err := t.tx.ExecContext(t.detach(ctx), qAppendNotification, n.StageID, n.SessionID, n.Kind, at, string(n.Detail))
-	if err != nil {
-		return fmt.Errorf("sqlite: append notification %s %s: %w", n.Kind, n.StageID, err)
+	last, ok := t.s.seqs.lastNote()
+	if !ok {
+		c := t.detach(ctx)
+		if err := t.sqlTx(c, false).QueryRowContext(c, lastNotificationSeqSQL).Scan(&last); err != nil {
+			return fmt.Errorf("sqlite: append notification %s %s: %w", n.Kind, n.StageID, err)
+		}
 	}
-	if n.Seq, err = res.LastInsertId(); err != nil {
-		return fmt.Errorf("sqlite: append notification: %w", err)
-	}
+	n.Seq = last + 1
+	t.notes = append(t.notes, bufNote{seq: n.Seq, stage: string(n.StageID), session: string(n.SessionID), kind: n.Kind, at: at,
+		detail: string(n.Detail)})
+	t.s.seqs.setNote(n.Seq)
 	return nil
 }
 
@@ -92,14 +102,14 @@ func (s *Store) AcquireDelivery(ctx context.Context, endpoint, owner string, ttl
 		now := time.Now()
 		var holder string
 		var until int64
-		err := t.tx.QueryRowContext(c, `SELECT cursor, owner, lease_until FROM webhook_deliveries WHERE endpoint = ?`, endpoint).Scan(&cursor, &holder, &until)
+		err := t.sqlTx(c, false).QueryRowContext(c, `SELECT cursor, owner, lease_until FROM webhook_deliveries WHERE endpoint = ?`, endpoint).Scan(&cursor, &holder, &until)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			// A new endpoint starts at the log's end.
-			if err := t.tx.QueryRowContext(c, `SELECT coalesce(max(seq), 0) FROM notifications`).Scan(&cursor); err != nil {
+			if err := t.sqlTx(c, false).QueryRowContext(c, `SELECT coalesce(max(seq), 0) FROM notifications`).Scan(&cursor); err != nil {
 				return err
 			}
-			_, err = t.tx.ExecContext(c, `INSERT INTO webhook_deliveries (endpoint, cursor, owner, lease_until) VALUES (?, ?, ?, ?)`,
+			_, err = t.sqlTx(c, true).ExecContext(c, `INSERT INTO webhook_deliveries (endpoint, cursor, owner, lease_until) VALUES (?, ?, ?, ?)`,
 				endpoint, cursor, owner, now.Add(ttl).UnixNano())
 			ok = err == nil
 			return err
@@ -108,7 +118,7 @@ func (s *Store) AcquireDelivery(ctx context.Context, endpoint, owner string, ttl
 		case holder != owner && holder != "" && until > now.UnixNano():
 			return nil
 		}
-		_, err = t.tx.ExecContext(c, `UPDATE webhook_deliveries SET owner = ?, lease_until = ? WHERE endpoint = ?`, owner, now.Add(ttl).UnixNano(), endpoint)
+		_, err = t.sqlTx(c, true).ExecContext(c, `UPDATE webhook_deliveries SET owner = ?, lease_until = ? WHERE endpoint = ?`, owner, now.Add(ttl).UnixNano(), endpoint)
 		ok = err == nil
 		return err
 	})
@@ -122,7 +132,7 @@ func (s *Store) AdvanceDelivery(ctx context.Context, endpoint, owner string, cur
 	err := s.update(ctx, func(t *tx) error {
 		c := t.detach(ctx)
 		now := time.Now()
-		res, err := t.tx.ExecContext(c, `UPDATE webhook_deliveries SET cursor = max(cursor, ?), lease_until = ? WHERE endpoint = ? AND owner = ?`,
+		res, err := t.sqlTx(c, true).ExecContext(c, `UPDATE webhook_deliveries SET cursor = max(cursor, ?), lease_until = ? WHERE endpoint = ? AND owner = ?`,
 			cursor, now.Add(ttl).UnixNano(), endpoint, owner)
 		if err != nil {
 			return err
@@ -131,7 +141,7 @@ func (s *Store) AdvanceDelivery(ctx context.Context, endpoint, owner string, cur
 			return errors.Join(err, store.ErrLeaseLost)
 		}
 		for _, d := range dead {
-			_, err := t.tx.ExecContext(c, `INSERT INTO webhook_dead_letters (endpoint, seq, attempts, last_error, at, replay) VALUES (?, ?, ?, ?, ?, 0)
+			_, err := t.sqlTx(c, true).ExecContext(c, `INSERT INTO webhook_dead_letters (endpoint, seq, attempts, last_error, at, replay) VALUES (?, ?, ?, ?, ?, 0)
 				ON CONFLICT (endpoint, seq) DO UPDATE SET attempts = attempts + excluded.attempts, last_error = excluded.last_error, at = excluded.at, replay = 0`,
 				endpoint, d.Seq, d.Attempts, d.LastError, d.At.UnixNano())
 			if err != nil {
@@ -139,7 +149,7 @@ func (s *Store) AdvanceDelivery(ctx context.Context, endpoint, owner string, cur
 			}
 		}
 		for _, seq := range done {
-			if _, err := t.tx.ExecContext(c, `DELETE FROM webhook_dead_letters WHERE endpoint = ? AND seq = ?`, endpoint, seq); err != nil {
+			if _, err := t.sqlTx(c, true).ExecContext(c, `DELETE FROM webhook_dead_letters WHERE endpoint = ? AND seq = ?`, endpoint, seq); err != nil {
 				return err
 			}
 		}
@@ -153,7 +163,7 @@ func (s *Store) AdvanceDelivery(ctx context.Context, endpoint, owner string, cur
 
 func (s *Store) ReleaseDelivery(ctx context.Context, endpoint, owner string) error {
 	err := s.update(ctx, func(t *tx) error {
-		_, err := t.tx.ExecContext(t.detach(ctx), `UPDATE webhook_deliveries SET owner = '', lease_until = 0 WHERE endpoint = ? AND owner = ?`, endpoint, owner)
+		_, err := t.sqlTx(ctx, true).ExecContext(t.detach(ctx), `UPDATE webhook_deliveries SET owner = '', lease_until = 0 WHERE endpoint = ? AND owner = ?`, endpoint, owner)
 		return err
 	})
 	if err != nil {
@@ -195,7 +205,7 @@ func (s *Store) ReplayDeadLetters(ctx context.Context, endpoint string, seqs []i
 				args = append(args, s)
 			}
 		}
-		res, err := t.tx.ExecContext(t.detach(ctx), q, args...)
+		res, err := t.sqlTx(ctx, true).ExecContext(t.detach(ctx), q, args...)
 		if err != nil {
 			return err
 		}
@@ -215,7 +225,7 @@ func (s *Store) pruneNotifications(ctx context.Context, before int64) error {
 	for {
 		var n int64
 		err := s.update(ctx, func(t *tx) error {
-			res, err := t.tx.ExecContext(t.detach(ctx), `DELETE FROM notifications WHERE seq IN
+			res, err := t.sqlTx(ctx, true).ExecContext(t.detach(ctx), `DELETE FROM notifications WHERE seq IN
 				(SELECT seq FROM notifications WHERE time < ? ORDER BY seq LIMIT ?)`, before, s.cfg.deleteBatch)
 			if err != nil {
 				return err
@@ -223,7 +233,7 @@ func (s *Store) pruneNotifications(ctx context.Context, before int64) error {
 			if n, err = res.RowsAffected(); err != nil || n == 0 {
 				return err
 			}
-			_, err = t.tx.ExecContext(t.detach(ctx), `DELETE FROM webhook_dead_letters
+			_, err = t.sqlTx(ctx, true).ExecContext(t.detach(ctx), `DELETE FROM webhook_dead_letters
 				WHERE NOT EXISTS (SELECT 1 FROM notifications n WHERE n.seq = webhook_dead_letters.seq)`)
 			return err
 		})

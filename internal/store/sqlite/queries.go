@@ -28,6 +28,16 @@ const (
 	_
 	_
 	_
+	qListParticipantSummaries // + 2*filterKind + after: 10 statements
+	_
+	_
+	_
+	_
+	_
+	_
+	_
+	_
+	_
 	qConnectedParticipants
 	qUnfinishedRecordings
 	qListEvents
@@ -75,6 +85,7 @@ const (
 	qInsertStorageConfiguration
 	qDeleteStorageConfiguration
 	qSetParticipantRecording
+	qAppendNotification
 
 	numStmts
 	firstWrite = qInsertStage
@@ -100,8 +111,11 @@ const (
 		isp_name, os_name, os_version, browser_name, browser_version, sdk_version, protocol`
 	// What a participant read returns: the columns PutParticipant writes, and the recording (migration 0005).
 	participantReadCols = participantCols + `, recording_bucket, recording_prefix, recording_state`
-	eventCols           = `stage_id, session_id, participant_id, seq, name, time, remote_participant_id, error_code`
-	keyCols             = `id, name, material, fingerprint, created_at`
+	// What a participant summary reads (store.ParticipantSummary): the stage and session are the query's own,
+	// and every index of the list's orders holds these columns (migration 0006), so a page never reads the table.
+	participantSummaryCols = `id, user_id, state, first_join_time, published, recording_state`
+	eventCols              = `stage_id, session_id, participant_id, seq, name, time, remote_participant_id, error_code`
+	keyCols                = `id, name, material, fingerprint, created_at`
 	// Storage configurations.
 	storageCols = `id, name, bucket_name, created_at`
 )
@@ -131,8 +145,9 @@ func init() {
 		filterRecordingState: ` AND recording_state = ?`,
 	} {
 		for after, keyset := range []string{``, ` AND (first_join_time, id) > (?, ?)`} {
-			q[qListParticipants+stmtID(2*kind+after)] = `SELECT ` + participantReadCols + ` FROM participants
-				WHERE stage_id = ? AND session_id = ?` + cond + keyset + ` ORDER BY first_join_time, id`
+			where := ` FROM participants WHERE stage_id = ? AND session_id = ?` + cond + keyset + ` ORDER BY first_join_time, id`
+			q[qListParticipants+stmtID(2*kind+after)] = `SELECT ` + participantReadCols + where
+			q[qListParticipantSummaries+stmtID(2*kind+after)] = `SELECT ` + participantSummaryCols + where
 		}
 	}
 	q[qConnectedParticipants] = `SELECT ` + participantReadCols + ` FROM participants WHERE state = 'CONNECTED'
@@ -212,6 +227,8 @@ func init() {
 	q[qStagesUsingStorageConfiguration] = `SELECT id FROM stages WHERE recording_storage_configuration_id = ? ORDER BY id`
 	q[qInsertStorageConfiguration] = `INSERT INTO storage_configurations (` + storageCols + `) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`
 	q[qDeleteStorageConfiguration] = `DELETE FROM storage_configurations WHERE id = ?`
+
+	q[qAppendNotification] = appendNotificationSQL // outbox.go
 
 	for i, s := range q {
 		if s == "" {

@@ -197,7 +197,40 @@ func (r reads) GetParticipant(ctx context.Context, stage ivs.StageID, session iv
 }
 
 func (r reads) ListParticipants(ctx context.Context, stage ivs.StageID, session ivs.SessionID, f store.ParticipantFilter, p store.Page) ([]ivs.Participant, error) {
-	args := []any{stage, session}
+	variant, args, err := participantQuery(stage, session, f, p)
+	if err != nil {
+		return nil, err
+	}
+	return list(ctx, r, "participants", limit(p), scanParticipant, qListParticipants+variant, args...)
+}
+
+func (r reads) ListParticipantSummaries(ctx context.Context, stage ivs.StageID, session ivs.SessionID, f store.ParticipantFilter, p store.Page) ([]store.ParticipantSummary, error) {
+	variant, args, err := participantQuery(stage, session, f, p)
+	if err != nil {
+		return nil, err
+	}
+	return list(ctx, r, "participant summaries", limit(p), scanParticipantSummary, qListParticipantSummaries+variant, args...)
+}
+
+func scanParticipantSummary(sc scanner) (store.ParticipantSummary, error) {
+	var id, user, state, recState string
+	var joined, published int64
+	if err := sc.Scan(&id, &user, &state, &joined, &published, &recState); err != nil {
+		return store.ParticipantSummary{}, err
+	}
+	s := store.ParticipantSummary{ID: ivs.ParticipantID(id), UserID: user, State: ivs.ParticipantState(state),
+		FirstJoinTime: fromNanos(joined), Published: published != 0, RecordingState: ivs.RecordingState(recState)}
+	if s.RecordingState == ivs.RecordingDisabled {
+		s.RecordingState = "" // as scanParticipant
+	}
+	return s, nil
+}
+
+// participantQuery picks the ListParticipants variant of a filter and a page (0 to 9, an offset from
+// qListParticipants or qListParticipantSummaries) and its arguments.
+func participantQuery(stage ivs.StageID, session ivs.SessionID, f store.ParticipantFilter, p store.Page) (stmtID, []any, error) {
+	args := make([]any, 2, 5)
+	args[0], args[1] = string(stage), string(session)
 	kind := filterNone
 	switch {
 	case f.UserID != nil:
@@ -205,19 +238,19 @@ func (r reads) ListParticipants(ctx context.Context, stage ivs.StageID, session 
 	case f.Published != nil:
 		kind, args = filterPublished, append(args, *f.Published)
 	case f.State != "":
-		kind, args = filterState, append(args, f.State)
+		kind, args = filterState, append(args, string(f.State))
 	case f.RecordingState != "":
-		kind, args = filterRecordingState, append(args, f.RecordingState)
+		kind, args = filterRecordingState, append(args, string(f.RecordingState))
 	}
 	after := 0
 	if p.After != nil {
 		t, err := nanos(p.After.Time)
 		if err != nil {
-			return nil, err
+			return 0, nil, err
 		}
 		after, args = 1, append(args, t, p.After.ID)
 	}
-	return list(ctx, r, "participants", limit(p), scanParticipant, qListParticipants+stmtID(2*kind+after), args...)
+	return stmtID(2*kind + after), args, nil
 }
 
 func (r reads) ConnectedParticipants(ctx context.Context) ([]ivs.Participant, error) {

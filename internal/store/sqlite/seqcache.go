@@ -2,10 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"errors"
-
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/openstage/openstage/internal/ivs"
 )
@@ -18,12 +14,18 @@ import (
 //     hold SQLite's write lock;
 //   - each transaction starts by reading PRAGMA data_version, which changes when another connection (another
 //     Store on the file, another process) has committed: then the hints are dropped;
-//   - a fn rolled back to its savepoint drops the hints it set, a transaction rolled back or lost drops
+//   - a fn that fails drops the hints it set (buffer.go, dropFn), a transaction rolled back or lost drops
 //     them all, and so do deletions of events;
-//   - a hint that is still too low makes the INSERT collide with the primary key: the hint is dropped and
-//     the MAX(seq) is read (a hint cannot be too high: events are only removed by the deletions above).
+//   - a hint that is still too low (none is known) makes the buffered row collide with the primary key when
+//     it is written: the whole transaction is lost and its members are told (buffer.go), and the hints are
+//     dropped. A hint cannot be too high: events are only removed by the deletions above.
+//
+// The notification log's last seq is kept the same way (note), so that AppendNotification can buffer its row
+// with its seq (buffer.go); a fn that fails puts it back to what it was when the fn started.
 type seqCache struct {
 	m       map[seqKey]int64
+	note    int64 // the notification log's last seq, if noteOK
+	noteOK  bool
 	version int64 // data_version the hints are valid for
 	valid   bool
 }
@@ -37,7 +39,14 @@ type seqKey struct {
 // maxSeqHints bounds the cache; past it, it starts over.
 const maxSeqHints = 1 << 16
 
-func (c *seqCache) clear() { clear(c.m) }
+func (c *seqCache) clear() {
+	clear(c.m)
+	c.noteOK = false
+}
+
+func (c *seqCache) lastNote() (int64, bool) { return c.note, c.noteOK }
+
+func (c *seqCache) setNote(seq int64) { c.note, c.noteOK = seq, true }
 
 func (c *seqCache) get(k seqKey) (int64, bool) {
 	v, ok := c.m[k]
@@ -65,10 +74,4 @@ func (c *seqCache) check(ctx context.Context, t *tx) error {
 	}
 	c.version, c.valid = v, true
 	return nil
-}
-
-// isPrimaryKeyConflict reports whether err is SQLite's primary key constraint failure.
-func isPrimaryKeyConflict(err error) bool {
-	var se *sqlite.Error
-	return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 }

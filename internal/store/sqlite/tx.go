@@ -18,14 +18,29 @@ type tx struct {
 	tx      *sql.Tx
 	stmts   [numStmts]*sql.Stmt
 	touched []seqKey // sequence hints the running fn set (seqcache.go)
+
+	// Appends not yet written (buffer.go): the fns' events and notifications, in order, and where the
+	// running fn's begin.
+	events []bufEvent
+	notes  []bufNote
+	fn     fnState
+	// broken: writing buffered rows failed, so the transaction cannot commit what its members wrote.
+	broken error
 }
 
 var _ store.Tx = (*tx)(nil)
 
-// stmt binds the writer pool's prepared statement to this transaction, once per statement per transaction.
+// stmt returns a statement for the running fn to execute: the buffered appends are written first, so that
+// it sees them, and a write first opens the fn's savepoint (buffer.go).
+func (t *tx) stmt(ctx context.Context, id stmtID) *sql.Stmt {
+	t.before(ctx, isWrite(id))
+	return t.bound(ctx, id)
+}
+
+// bound binds the writer pool's prepared statement to this transaction, once per statement per transaction.
 // database/sql reuses the statement already prepared on the writer connection rather than preparing it again,
 // and closes the binding when the transaction ends.
-func (t *tx) stmt(ctx context.Context, id stmtID) *sql.Stmt {
+func (t *tx) bound(ctx context.Context, id stmtID) *sql.Stmt {
 	st := t.stmts[id]
 	if st == nil {
 		st = t.tx.StmtContext(t.detach(ctx), t.s.wstmts[id])
@@ -176,44 +191,28 @@ func (t *tx) SetParticipantRecording(ctx context.Context, stage ivs.StageID, ses
 	return nil
 }
 
+// AppendEvent buffers the event (buffer.go) with the Seq after the participant's last: known from the
+// hint (seqcache.go), or read.
 func (t *tx) AppendEvent(ctx context.Context, e *ivs.Event) error {
 	at, err := nanos(e.Time)
 	if err != nil {
 		return err
 	}
-	ctx = t.detach(ctx)
 	k := seqKey{e.StageID, e.SessionID, e.ParticipantID}
-	seq := int64(0)
-	if last, ok := t.s.seqs.get(k); ok {
-		seq = last + 1
-		err := t.insertEvent(ctx, e, seq, at)
-		if err == nil {
-			t.hint(k, seq)
-			e.Seq = seq
-			return nil
-		}
-		if !isPrimaryKeyConflict(err) {
+	last, ok := t.s.seqs.get(k)
+	if !ok {
+		// The read writes the buffered rows first, so it sees this transaction's events.
+		ctx = t.detach(ctx)
+		if err := t.stmt(ctx, qLastSeq).QueryRowContext(ctx, string(e.StageID), string(e.SessionID), string(e.ParticipantID)).Scan(&last); err != nil {
 			return fmt.Errorf("sqlite: append event %s/%s/%s: %w", e.StageID, e.SessionID, e.ParticipantID, err)
 		}
-		delete(t.s.seqs.m, k) // a stale hint: read the real last Seq
 	}
-	var last int64
-	if err := t.stmt(ctx, qLastSeq).QueryRowContext(ctx, string(e.StageID), string(e.SessionID), string(e.ParticipantID)).Scan(&last); err != nil {
-		return fmt.Errorf("sqlite: append event %s/%s/%s: %w", e.StageID, e.SessionID, e.ParticipantID, err)
-	}
-	seq = last + 1
-	if err := t.insertEvent(ctx, e, seq, at); err != nil {
-		return fmt.Errorf("sqlite: append event %s/%s/%s: %w", e.StageID, e.SessionID, e.ParticipantID, err)
-	}
+	seq := last + 1
+	t.events = append(t.events, bufEvent{stage: string(e.StageID), session: string(e.SessionID), participant: string(e.ParticipantID),
+		seq: seq, name: string(e.Name), at: at, remote: string(e.RemoteParticipantID), code: string(e.ErrorCode)})
 	t.hint(k, seq)
 	e.Seq = seq
 	return nil
-}
-
-func (t *tx) insertEvent(ctx context.Context, e *ivs.Event, seq, at int64) error {
-	_, err := t.stmt(ctx, qAppendEvent).ExecContext(ctx, string(e.StageID), string(e.SessionID), string(e.ParticipantID), seq,
-		string(e.Name), at, string(e.RemoteParticipantID), string(e.ErrorCode))
-	return err
 }
 
 // hint records a participant's last Seq, remembering that this fn set it in case it is rolled back.

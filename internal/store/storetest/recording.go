@@ -66,6 +66,10 @@ func testParticipantRecording(t *testing.T, s store.Store) {
 	first := must(s.ListParticipants(ctx, st.ID, sess.ID, store.ParticipantFilter{RecordingState: ivs.RecordingActive},
 		store.Page{Limit: 1, After: &store.Cursor{Time: ps[0].FirstJoinTime, ID: string(ps[0].ID)}})).get(t)
 	eqList(t, "filterByRecordingState after a cursor", first, []ivs.Participant{ps[1]}, normParticipant)
+	for _, state := range []ivs.RecordingState{ivs.RecordingActive, ivs.RecordingStopped, ivs.RecordingDisabled, ivs.RecordingFailed} {
+		got := must(s.ListParticipantSummaries(ctx, st.ID, sess.ID, store.ParticipantFilter{RecordingState: state}, store.Page{Limit: 10})).get(t)
+		eqList(t, "summaries, filterByRecordingState "+string(state), got, summaries(list(state)), normSummary)
+	}
 
 	eqList(t, "UnfinishedRecordings", must(s.UnfinishedRecordings(ctx)).get(t), sortedByID(ps[:2]), normParticipant)
 	update(t, s, func(tx store.Tx) error {

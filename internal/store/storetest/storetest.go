@@ -789,6 +789,25 @@ func testOrderParticipants(t *testing.T, s store.Store) {
 	checkList(t, want, key, true, normParticipant, func(p store.Page) ([]ivs.Participant, error) {
 		return s.ListParticipants(ctx, st.ID, sess, store.ParticipantFilter{}, p)
 	})
+	checkList(t, summaries(want), summaryKey, true, normSummary, func(p store.Page) ([]store.ParticipantSummary, error) {
+		return s.ListParticipantSummaries(ctx, st.ID, sess, store.ParticipantFilter{}, p)
+	})
+}
+
+// summaries are ps as ListParticipantSummaries lists them.
+func summaries(ps []ivs.Participant) []store.ParticipantSummary {
+	out := make([]store.ParticipantSummary, len(ps))
+	for i, p := range ps {
+		out[i] = store.Summary(p)
+	}
+	return out
+}
+
+func summaryKey(p store.ParticipantSummary) (time.Time, string) { return p.FirstJoinTime, string(p.ID) }
+
+func normSummary(p store.ParticipantSummary) store.ParticipantSummary {
+	p.FirstJoinTime = normTime(p.FirstJoinTime)
+	return p
 }
 
 func testParticipantFilters(t *testing.T, s store.Store) {
@@ -850,6 +869,9 @@ func testParticipantFilters(t *testing.T, s store.Store) {
 				return
 			}
 			checkList(t, want, key, true, normParticipant, fetch)
+			checkList(t, summaries(want), summaryKey, true, normSummary, func(p store.Page) ([]store.ParticipantSummary, error) {
+				return s.ListParticipantSummaries(ctx, st.ID, sess, f, p)
+			})
 		})
 	}
 }

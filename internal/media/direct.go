@@ -1,0 +1,449 @@
+package media
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/dtls/v3/pkg/crypto/prf"
+	"github.com/pion/dtls/v3/pkg/protocol/extension"
+	"github.com/pion/dtls/v3/pkg/protocol/handshake"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// The send paths of subscriptions (--media-send-path; docs/DESIGN.md §4.11).
+const (
+	// SendPathPion writes every forwarded packet through pion's RTPSender: its interceptors (NACK
+	// responder, sender reports), its SRTP session, its mux and ICE layers.
+	SendPathPion = "pion"
+	// SendPathDirect seals forwarded packets with the subscription's own SRTP context and writes them
+	// to the selected candidate pair's address on the SFU's UDP socket; pion still does ICE, DTLS, SDP
+	// and RTCP, and openstage answers NACKs from the fanout's packet ring and sends the sender reports.
+	SendPathDirect = "direct"
+)
+
+// SendPaths lists the valid --media-send-path values.
+func SendPaths() []string { return []string{SendPathPion, SendPathDirect} }
+
+// The direct send path takes the SRTP keys of a subscription from pion's public DTLS options only
+// (docs/DESIGN.md §4.11): the subscription's own API (one per subscription, sharing the SFU's media
+// engine) has a key log writer, which dtls gives the client random and the master secret, and a
+// ServerHello hook, which shows the server random, the cipher suite and the SRTP profile the handshake
+// chose. openstage is the DTLS server of these connections (SetAnsweringDTLSRole) so that it writes the
+// ServerHello it needs to see. With those, the keying material is RFC 5705's exporter (RFC 5764 §4.2's
+// label), computed with dtls's public PRF, and srtp's public ExtractSessionKeysFromDTLS splits it.
+
+// dtlsSecrets collects what one handshake revealed. Written by dtls's handshake goroutine, read after
+// the connection reports connected.
+type dtlsSecrets struct {
+	mu                                 sync.Mutex
+	clientRandom, serverRandom, master []byte
+	suite                              dtls.CipherSuiteID
+	profile                            extension.SRTPProtectionProfile
+	sawHello                           bool
+}
+
+// Write takes the key log line of NSS's format, "CLIENT_RANDOM <client random> <master secret>".
+func (k *dtlsSecrets) Write(p []byte) (int, error) {
+	f := bytes.Fields(p)
+	if len(f) != 3 || string(f[0]) != "CLIENT_RANDOM" {
+		return len(p), nil
+	}
+	cr, err1 := hex.DecodeString(string(f[1]))
+	ms, err2 := hex.DecodeString(string(f[2]))
+	if err1 != nil || err2 != nil {
+		return len(p), nil
+	}
+	k.mu.Lock()
+	k.clientRandom, k.master = cr, ms
+	k.mu.Unlock()
+	return len(p), nil
+}
+
+// serverHello sees the ServerHello openstage sends, unchanged.
+func (k *dtlsSecrets) serverHello(m handshake.MessageServerHello) handshake.Message {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	r := m.Random.MarshalFixed()
+	k.serverRandom = r[:]
+	if m.CipherSuiteID != nil {
+		k.suite = dtls.CipherSuiteID(*m.CipherSuiteID)
+	}
+	for _, e := range m.Extensions {
+		if u, ok := e.(*extension.UseSRTP); ok && len(u.ProtectionProfiles) == 1 {
+			k.profile = u.ProtectionProfiles[0]
+		}
+	}
+	k.sawHello = true
+	return &m
+}
+
+var errNoSecrets = errors.New("media: the DTLS handshake revealed no SRTP keys (openstage was not its server)")
+
+// ExportKeyingMaterial is RFC 5705 §4 without a context: the TLS 1.2 PRF (RFC 5246 §5) of the master
+// secret over the label and both randoms, with the hash of the negotiated cipher suite.
+func (k *dtlsSecrets) ExportKeyingMaterial(label string, context []byte, length int) ([]byte, error) {
+	if len(context) != 0 {
+		return nil, errors.New("media: keying material with a context")
+	}
+	var h func() hash.Hash = sha256.New
+	switch k.suite {
+	case dtls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, dtls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384:
+		h = sha512.New384
+	}
+	seed := append(append([]byte(label), k.clientRandom...), k.serverRandom...)
+	return prf.PHash(k.master, seed, length, h)
+}
+
+// srtpContext is the outbound SRTP context of the server side of the handshake.
+func (k *dtlsSecrets) srtpContext() (*srtp.Context, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.sawHello || k.master == nil || k.profile == 0 {
+		return nil, errNoSecrets
+	}
+	cfg := srtp.Config{Profile: srtp.ProtectionProfile(k.profile)}
+	if err := cfg.ExtractSessionKeysFromDTLS(k, false); err != nil {
+		return nil, err
+	}
+	return srtp.CreateContext(cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, cfg.Profile)
+}
+
+// The output a direct sender settled on when its connection came up.
+const (
+	directPending int32 = iota // not connected yet: packets are dropped, as pion drops them before SRTP starts
+	directOwn                  // sealed here, written to the selected pair
+	directPion                 // the pair is not on the UDP socket (ICE-TCP) or the keys are unknown: pion's writer
+)
+
+// directSender is one subscription's send path when --media-send-path is direct: one SRTP context for
+// all its streams, the address of ICE's selected pair, and the streams' sender report accounting.
+type directSender struct {
+	sfu     *SFU
+	secrets dtlsSecrets
+	pc      *webrtc.PeerConnection
+	mode    atomic.Int32
+	addr    atomic.Pointer[netip.AddrPort]
+
+	ctxMu sync.Mutex // the SRTP context keeps per-SSRC rollover state
+	ctx   *srtp.Context
+
+	mu      sync.Mutex
+	streams []*directStream
+	timer   *time.Timer // the next sender report; nil once closed
+	closed  bool
+}
+
+// api builds the subscription's own API: the SFU's settings and codecs, openstage as DTLS server with
+// the secrets' hooks, and no interceptors (this sender answers NACKs and sends the reports; a
+// subscription receives no media, so nothing else of pion's defaults applies).
+func (d *directSender) api(se webrtc.SettingEngine, m *webrtc.MediaEngine) (*webrtc.API, error) {
+	se.SetDTLSKeyLogWriter(&d.secrets)
+	se.SetDTLSServerHelloMessageHook(d.secrets.serverHello)
+	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
+		return nil, err
+	}
+	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(&interceptor.Registry{})), nil
+}
+
+// srInterval is how often sender reports go out (RFC 3550 §6.2 for a small session: about 5 s is the
+// minimum it recommends; pion's report interceptor sends every second, which openstage keeps).
+const srInterval = time.Second
+
+// start decides the output once the connection is up (DTLS done, so the secrets are complete).
+func (d *directSender) start() {
+	mode := directPion
+	ctx, err := d.secrets.srtpContext()
+	ap, ok := d.selectedAddr()
+	// Said at Info: the flag is experimental, and an operator trying it wants to know where it did not apply.
+	switch {
+	case err != nil:
+		d.sfu.log.Info("media: direct send path unavailable, pion's writer used", "err", err)
+	case !ok || d.sfu.udpConn == nil:
+		d.sfu.log.Info("media: direct send path unavailable, pion's writer used", "err", "the selected candidate pair is not on the UDP socket")
+	default:
+		d.ctxMu.Lock()
+		d.ctx = ctx
+		d.ctxMu.Unlock()
+		d.addr.Store(&ap)
+		mode = directOwn
+	}
+	d.mode.Store(mode)
+	d.mu.Lock()
+	if !d.closed && d.timer == nil {
+		d.timer = time.AfterFunc(srInterval, d.report)
+	}
+	d.mu.Unlock()
+}
+
+// selectedAddr is the remote address of ICE's selected pair when that pair is UDP, and so on the SFU's
+// UDP socket (the ICE UDP mux owns every UDP host candidate; openstage gathers no other kind).
+func (d *directSender) selectedAddr() (netip.AddrPort, bool) {
+	dt := d.pc.SCTP().Transport()
+	if dt == nil {
+		return netip.AddrPort{}, false
+	}
+	pair, err := dt.ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil {
+		return netip.AddrPort{}, false
+	}
+	return pairAddr(pair)
+}
+
+func pairAddr(pair *webrtc.ICECandidatePair) (netip.AddrPort, bool) {
+	if pair.Local == nil || pair.Remote == nil || pair.Local.Protocol != webrtc.ICEProtocolUDP || pair.Remote.Protocol != webrtc.ICEProtocolUDP {
+		return netip.AddrPort{}, false
+	}
+	ip, err := netip.ParseAddr(pair.Remote.Address)
+	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(ip.Unmap(), pair.Remote.Port), true
+}
+
+// pairChanged follows ICE to a new selected pair. A move off UDP cannot be followed (the SRTP context is
+// this sender's, pion's own would restart the streams' rollover counts): it ends the subscription, and
+// the client subscribes again.
+func (d *directSender) pairChanged(pair *webrtc.ICECandidatePair, end func()) {
+	if d.mode.Load() != directOwn {
+		return
+	}
+	if ap, ok := pairAddr(pair); ok {
+		d.addr.Store(&ap)
+		return
+	}
+	end()
+}
+
+func (d *directSender) close() {
+	d.mu.Lock()
+	d.closed = true
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+	d.mu.Unlock()
+}
+
+// newStream is one bound track of the subscription.
+func (d *directSender) newStream(f *fanout, g *gate, ssrc uint32, pt uint8, clock uint32, w webrtc.TrackLocalWriter) *directStream {
+	s := &directStream{d: d, f: f, gate: g, ssrc: ssrc, pt: pt, clock: clock, w: w}
+	d.mu.Lock()
+	d.streams = append(d.streams, s)
+	d.mu.Unlock()
+	return s
+}
+
+// report sends a sender report for each stream that has sent (RFC 3550 §6.4.1): the NTP time of now and
+// the RTP time it corresponds to, from the last packet's timestamp and the time it was sent.
+func (d *directSender) report() {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return
+	}
+	streams := d.streams
+	d.timer.Reset(srInterval)
+	d.mu.Unlock()
+	now := time.Now()
+	var pkts []rtcp.Packet
+	for _, s := range streams {
+		if sr := s.senderReport(now); sr != nil {
+			pkts = append(pkts, sr)
+		}
+	}
+	if len(pkts) > 0 {
+		_ = d.pc.WriteRTCP(pkts)
+	}
+}
+
+// onRTCP answers a subscriber's NACKs (RFC 4585 §6.2.1) from the fanouts' packet rings.
+func (d *directSender) onRTCP(p rtcp.Packet) {
+	n, ok := p.(*rtcp.TransportLayerNack)
+	if !ok {
+		return
+	}
+	d.mu.Lock()
+	streams := d.streams
+	d.mu.Unlock()
+	for _, s := range streams {
+		if s.ssrc != n.MediaSSRC {
+			continue
+		}
+		for _, pair := range n.Nacks {
+			pair.Range(func(seq uint16) bool {
+				s.retransmit(seq)
+				return true
+			})
+		}
+	}
+}
+
+// directStream is one track of a direct subscription, written by its fanout's goroutine and, for
+// retransmissions, by the subscription's RTCP loop.
+type directStream struct {
+	d     *directSender
+	f     *fanout
+	gate  *gate
+	ssrc  uint32
+	pt    uint8
+	clock uint32
+	w     webrtc.TrackLocalWriter // pion's, for the directPion output
+
+	mu       sync.Mutex
+	plain    []byte
+	sealed   []byte
+	hdr      rtp.Header // srtp's scratch
+	pionHdr  rtp.Header
+	packets  uint32
+	octets   uint32
+	lastTS   uint32
+	lastTime time.Time
+}
+
+// write sends one packet: h is the subscriber's header, payload the shared bytes.
+func (s *directStream) write(h *rtp.Header, payload []byte) error {
+	switch s.d.mode.Load() {
+	case directPending:
+		return nil
+	case directPion:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.account(h, len(payload))
+		// A copy the stream owns: h stays on the fanout's stack (pion's writer may keep what it is given).
+		s.pionHdr = *h
+		_, err := s.w.WriteRTP(&s.pionHdr, payload)
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.account(h, len(payload))
+	return s.sealAndSend(h, payload)
+}
+
+func (s *directStream) account(h *rtp.Header, n int) {
+	s.packets++
+	s.octets += uint32(n)
+	s.lastTS, s.lastTime = h.Timestamp, time.Now()
+}
+
+// sealAndSend is the whole per-packet work of the direct path: marshal, SRTP seal, one sendto.
+func (s *directStream) sealAndSend(h *rtp.Header, payload []byte) error {
+	size := h.MarshalSize() + len(payload)
+	if cap(s.plain) < size {
+		s.plain = make([]byte, size, max(size, 1500))
+	}
+	buf := s.plain[:size]
+	n, err := h.MarshalTo(buf)
+	if err != nil {
+		return err
+	}
+	copy(buf[n:], payload)
+	d := s.d
+	d.ctxMu.Lock()
+	out, err := d.ctx.EncryptRTP(s.sealed[:0], buf, &s.hdr)
+	d.ctxMu.Unlock()
+	if err != nil {
+		return err
+	}
+	s.sealed = out
+	_, err = d.sfu.udpConn.WriteToUDPAddrPort(out, *d.addr.Load())
+	return err
+}
+
+func (s *directStream) senderReport(now time.Time) *rtcp.SenderReport {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.packets == 0 {
+		return nil
+	}
+	return &rtcp.SenderReport{
+		SSRC:        s.ssrc,
+		NTPTime:     ntpTime(now),
+		RTPTime:     s.lastTS + uint32(now.Sub(s.lastTime).Seconds()*float64(s.clock)),
+		PacketCount: s.packets,
+		OctetCount:  s.octets,
+	}
+}
+
+// retransmit resends the packet the subscriber knows as seq, if the fanout's ring still has it.
+func (s *directStream) retransmit(seq uint16) {
+	pub := seq
+	if g := s.gate; g != nil {
+		skipped := uint16(g.skipped.Load())
+		// A NACK from before the last resumption would map through the wrong offset: not answered.
+		if skipped != 0 && int16(seq-uint16(g.resumedAt.Load())) < 0 {
+			return
+		}
+		pub += skipped
+	}
+	p := s.f.ring.Load().get(pub)
+	if p == nil {
+		return
+	}
+	h := p.Header
+	h.SequenceNumber, h.SSRC, h.PayloadType = seq, s.ssrc, s.pt
+	if s.d.mode.Load() == directPion {
+		_, _ = s.w.WriteRTP(&h, p.Payload)
+		return
+	}
+	if s.d.mode.Load() != directOwn {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_ = s.sealAndSend(&h, p.Payload)
+}
+
+// ntpTime is t as a 64-bit NTP timestamp (RFC 5905 §6: seconds since 1900 and a 32-bit fraction).
+func ntpTime(t time.Time) uint64 {
+	const unixToNTP = 2208988800
+	ns := t.UnixNano()
+	sec := uint64(ns/1e9) + unixToNTP
+	frac := uint64(ns%1e9) << 32 / 1e9
+	return sec<<32 | frac
+}
+
+// ringSize is how many of a track's last packets a direct subscription can have resent: as many as
+// pion's NACK responder keeps by default, about 1.7 s of a 600 packets/s video.
+const ringSize = 1024
+
+// packetRing is a fanout's last packets by sequence number, shared by all its direct subscribers
+// (docs/DESIGN.md §4.11): written by the forwarding goroutine, read by the subscribers' RTCP loops.
+type packetRing struct {
+	slots [ringSize]atomic.Pointer[rtp.Packet]
+}
+
+func (r *packetRing) put(p *rtp.Packet) { r.slots[p.SequenceNumber%ringSize].Store(p) }
+
+func (r *packetRing) get(seq uint16) *rtp.Packet {
+	if r == nil {
+		return nil
+	}
+	p := r.slots[seq%ringSize].Load()
+	if p == nil || p.SequenceNumber != seq {
+		return nil
+	}
+	return p
+}
+
+// checkSendPath validates a --media-send-path value.
+func checkSendPath(p string) error {
+	switch p {
+	case "", SendPathPion, SendPathDirect:
+		return nil
+	}
+	return fmt.Errorf("media: send path %q is not one of %v", p, SendPaths())
+}
