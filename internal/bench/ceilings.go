@@ -195,10 +195,9 @@ func scanRawEvents(rows *sql.Rows) (int, error) {
 	return n, rows.Err()
 }
 
-// rawInsertCeiling is the ingest ceiling: events inserted by plain prepared INSERTs, batch rows per
-// transaction, synchronous=FULL in WAL mode (the store's durability), on a fresh database file.
-func rawInsertCeiling(ctx context.Context, dir string, d time.Duration, batch int) (float64, error) {
-	path := filepath.Join(dir, "raw-insert.db")
+// openDurable opens a SQLite file as the store opens its own, for the raw ceilings: WAL, synchronous=FULL,
+// immediate transactions, one connection.
+func openDurable(path string) (*sql.DB, error) {
 	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path)}
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
@@ -206,10 +205,20 @@ func rawInsertCeiling(ctx context.Context, dir string, d time.Duration, batch in
 	q.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", u.String()+"?"+q.Encode())
 	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	return db, nil
+}
+
+// rawInsertCeiling is the ingest ceiling: events inserted by plain prepared INSERTs, batch rows per
+// transaction, synchronous=FULL in WAL mode (the store's durability), on a fresh database file.
+func rawInsertCeiling(ctx context.Context, dir string, d time.Duration, batch int) (float64, error) {
+	db, err := openDurable(filepath.Join(dir, "raw-insert.db"))
+	if err != nil {
 		return 0, err
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(1)
 	if _, err := db.ExecContext(ctx, `CREATE TABLE events (
 		stage_id TEXT NOT NULL, session_id TEXT NOT NULL, participant_id TEXT NOT NULL, seq INTEGER NOT NULL,
 		name TEXT NOT NULL, time INTEGER NOT NULL, remote_participant_id TEXT NOT NULL DEFAULT '',

@@ -2,9 +2,7 @@ package bench
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
-	"net/url"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -132,17 +130,11 @@ func rawPairCeiling(ctx context.Context, dir string, participants int, d time.Du
 	if err := st.Close(); err != nil {
 		return 0, err
 	}
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path)}
-	q := url.Values{}
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
-	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", u.String()+"?"+q.Encode())
+	db, err := openDurable(path)
 	if err != nil {
 		return 0, err
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(1)
 	insEvent, err := db.PrepareContext(ctx, `INSERT INTO events (stage_id, session_id, participant_id, seq, name, time,
 		remote_participant_id, error_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {

@@ -158,6 +158,19 @@ func Audience(ctx context.Context, cfg AudienceConfig) (*AudienceReport, error) 
 		readers.Wait()
 	}()
 
+	// noteListed keeps how many participants a STAGE_STATE of the first viewer listed.
+	noteListed := func(b []byte) {
+		var m struct {
+			Payload struct {
+				Participants []json.RawMessage `json:"participants"`
+			} `json:"payload"`
+		}
+		if json.Unmarshal(b, &m) == nil {
+			watchMu.Lock()
+			r.LastListedLen = len(m.Payload.Participants)
+			watchMu.Unlock()
+		}
+	}
 	join := func(i int) (time.Duration, error) {
 		start := time.Now()
 		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -201,16 +214,7 @@ func Audience(ctx context.Context, cfg AudienceConfig) (*AudienceReport, error) 
 					case strings.HasSuffix(t, "STAGE_STATE"):
 						ctr.states.Add(1)
 						if first {
-							var m struct {
-								Payload struct {
-									Participants []json.RawMessage `json:"participants"`
-								} `json:"payload"`
-							}
-							if json.Unmarshal(b, &m) == nil {
-								watchMu.Lock()
-								r.LastListedLen = len(m.Payload.Participants)
-								watchMu.Unlock()
-							}
+							noteListed(b)
 						}
 					case t == "aws:ivs:SUBSCRIBER_COUNT":
 						ctr.counts.Add(1)
@@ -230,16 +234,7 @@ func Audience(ctx context.Context, cfg AudienceConfig) (*AudienceReport, error) 
 				}
 			}()
 			if first {
-				var m struct {
-					Payload struct {
-						Participants []json.RawMessage `json:"participants"`
-					} `json:"payload"`
-				}
-				if json.Unmarshal(b, &m) == nil {
-					watchMu.Lock()
-					r.LastListedLen = len(m.Payload.Participants)
-					watchMu.Unlock()
-				}
+				noteListed(b)
 			}
 			return d, nil
 		}
