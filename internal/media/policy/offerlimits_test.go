@@ -306,7 +306,9 @@ func TestHostileOffersAreCheap(t *testing.T) {
 			t.Fatalf("violation %v", v)
 		}
 	})
-	if allocs > 30 {
+	// Refusing costs about 30 allocations, a few more when the runtime allocates during the run (seen once in
+	// CI under the race detector: 31); parsing 2002 m-lines would cost thousands.
+	if allocs > 100 {
 		t.Errorf("refusing 2002 m-lines took %v allocations: was the offer parsed?", allocs)
 	}
 
