@@ -32,6 +32,7 @@ type socket struct {
 	version  uint64 // the stage state version it showed, to skip a wake-up that changed nothing
 	countSeq int64  // sequenceNumber of the last aws:ivs:SUBSCRIBER_COUNT sent
 	count    int    // the count it showed
+	self     []byte // this participant's entry as a one-element JSON array, when it is not listed
 }
 
 // onClose is the domain ending the connection. It must not block, and the first reason is the one told.
@@ -105,7 +106,12 @@ func (s *socket) sendState(ctx context.Context) error {
 		s.version = v.Version
 		parts := v.Encoded(encodeParticipants)
 		if !v.Listed {
-			parts = withSelf(parts, v.Self)
+			if s.self == nil {
+				// The entry shows the participant as it joined (stage.View.Self): encoded once per socket,
+				// not once per state sent to it.
+				s.self = encodeParticipants(&stage.Snapshot{Participants: []stage.LiveParticipant{v.Self}})
+			}
+			parts = withSelf(parts, s.self)
 		}
 		err := s.write(ctx, outbound{Type: typeStageState, Payload: stageState{
 			StageID: string(s.stage), SequenceNumber: s.seq, Participants: parts,
@@ -123,9 +129,9 @@ func (s *socket) sendState(ctx context.Context) error {
 	return nil
 }
 
-// withSelf puts the receiver's own entry in front of the listed participants' JSON array.
-func withSelf(list []byte, self stage.LiveParticipant) []byte {
-	one := encodeParticipants(&stage.Snapshot{Participants: []stage.LiveParticipant{self}})
+// withSelf puts the receiver's own entry (one, a one-element JSON array) in front of the listed
+// participants' JSON array.
+func withSelf(list, one []byte) []byte {
 	if len(list) <= 2 { // "[]"
 		return one
 	}

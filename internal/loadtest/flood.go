@@ -540,16 +540,13 @@ func (ph *phaser) joinEvents(ctx context.Context, tok string) (time.Duration, er
 		if err != nil {
 			return 0, err
 		}
-		var m struct {
-			Type string `json:"type"`
-		}
-		_ = json.Unmarshal(b, &m)
+		typ := messageType(b)
 		switch {
-		case strings.HasSuffix(m.Type, "STAGE_STATE"):
+		case strings.HasSuffix(typ, "STAGE_STATE"):
 			d := time.Since(start)
 			_ = ws.Close(websocket.StatusNormalClosure, "")
 			return d, nil
-		case strings.HasSuffix(m.Type, "JOIN_ERROR"):
+		case strings.HasSuffix(typ, "JOIN_ERROR"):
 			return 0, fmt.Errorf("events: %s", b)
 		}
 	}
