@@ -3,6 +3,7 @@ package sigv4
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,8 @@ func FuzzParseAuthorization(f *testing.F) {
 		{"", ""},
 		{"AWS4-HMAC-SHA256 ", "http://h/x"},
 		{"\x00AWS4-HMAC-SHA256 Credential=\xff/\xfe", "/%"},
+		{"20240229T235959Z", "/"}, {"20230229T120000Z", "/"}, {"20240431T000000Z", "/"}, {"2024010 T000000Z", "/"},
+		{"20240101T240000Z", "/"}, {"20241301T000000Z", "/"}, {"20240101T000060Z", "/"}, {"a/b/c/d/e", "/"}, {"a/b/c/d/e/", "/"},
 	} {
 		f.Add(seed.header, seed.requestURI)
 	}
@@ -34,6 +37,28 @@ func FuzzParseAuthorization(f *testing.F) {
 		Now:     func() time.Time { return time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC) },
 	}
 	f.Fuzz(func(t *testing.T, header, requestURI string) {
+		// nextAuthField splits as strings.FieldsFuncSeq does, rune by rune.
+		var want, got []string
+		for field := range strings.FieldsFuncSeq(header, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+			want = append(want, field)
+		}
+		for field, rest := nextAuthField(header); field != ""; field, rest = nextAuthField(rest) {
+			got = append(got, field)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%q: fields %q, strings.FieldsFuncSeq %q", header, got, want)
+		}
+		// parseCredential takes exactly what has five slash-delimited elements.
+		if _, cerr := parseCredential(header); (cerr == nil || cerr.Message != msgCredentialElements) != (len(strings.Split(header, "/")) == 5) {
+			t.Fatalf("%q: parseCredential %v", header, cerr)
+		}
+		// parseAmzDate takes what time.Parse takes, with a two-digit hour.
+		pt, perr := time.Parse(amzDateLayout, header)
+		ft, ok := parseAmzDate(header)
+		if ok != (perr == nil && len(header) == len(amzDateLayout)) || (ok && !ft.Equal(pt)) {
+			t.Fatalf("%q: parseAmzDate %v %v, time.Parse %v %v", header, ft, ok, pt, perr)
+		}
+
 		a, err := parseAuthorization(header)
 		if err == nil {
 			if a.Algorithm != algorithm || a.Credential == "" || a.Signature == "" || len(a.SignedHeaders) == 0 {

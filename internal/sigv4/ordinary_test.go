@@ -2,6 +2,7 @@ package sigv4
 
 import (
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -125,5 +126,30 @@ func TestDecodeHexAndSameDay(t *testing.T) {
 				t.Errorf("sameDay(%q, %v) = %v", d, tm, got)
 			}
 		}
+	}
+}
+
+// TestParseAmzDate compares parseAmzDate with time.Parse over every day number of every month of a
+// common and a leap year, and the edges of the time of day.
+func TestParseAmzDate(t *testing.T) {
+	check := func(d string) {
+		pt, perr := time.Parse(amzDateLayout, d)
+		ft, ok := parseAmzDate(d)
+		if ok != (perr == nil && len(d) == len(amzDateLayout)) || (ok && !ft.Equal(pt)) {
+			t.Errorf("%q: parseAmzDate %v %v, time.Parse %v %v", d, ft, ok, pt, perr)
+		}
+	}
+	for _, year := range []int{1900, 2000, 2023, 2024, 9999} {
+		for month := 0; month <= 13; month++ {
+			for day := 0; day <= 32; day++ {
+				check(fmt.Sprintf("%04d%02d%02dT120000Z", year, month, day))
+			}
+		}
+	}
+	for _, tod := range []string{"000000", "235959", "240000", "006000", "000060", "0a0000", "-10000", "+10000", " 10000"} {
+		check("20240101T" + tod + "Z")
+	}
+	for _, d := range []string{"20240101t000000Z", "20240101T000000z", "20240101T000000", "20240101T0000000Z", "2024-01-01T00:00:00Z", ""} {
+		check(d)
 	}
 }

@@ -295,8 +295,8 @@ func (v *Verifier) parseRequest(r *http.Request, body []byte) (signedRequest, *E
 	}
 	// The request time: X-Amz-Date, else Date; whichever is used must be signed.
 	if d := r.Header.Get(headerAmzDate); d != "" {
-		t, err := time.Parse(amzDateLayout, d)
-		if err != nil || len(d) != len(amzDateLayout) { // Parse takes a one-digit hour too
+		t, ok := parseAmzDate(d)
+		if !ok {
 			return sr, incomplete("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\".")
 		}
 		if !signs(a.SignedHeaders, "x-amz-date") {
@@ -325,6 +325,36 @@ func (v *Verifier) parseRequest(r *http.Request, body []byte) (signedRequest, *E
 		return sr, e
 	}
 	return sr, nil
+}
+
+// parseAmzDate parses the ISO 8601 basic format of X-Amz-Date, yyyyMMdd'T'HHmmss'Z', as
+// time.Parse(amzDateLayout, d) does and requiring the two-digit hour that Parse does not: the same
+// answer (TestParseAmzDate), at a tenth of the cost (time.Parse was 4% of a GetParticipant's handler).
+func parseAmzDate(d string) (time.Time, bool) {
+	if len(d) != len(amzDateLayout) || d[8] != 'T' || d[15] != 'Z' {
+		return time.Time{}, false
+	}
+	ok := true
+	num := func(from, to int) int {
+		n := 0
+		for _, c := range []byte(d[from:to]) {
+			if c < '0' || c > '9' {
+				ok = false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	year, month, day := num(0, 4), num(4, 6), num(6, 8)
+	hour, minute, second := num(9, 11), num(11, 13), num(13, 15)
+	if !ok || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59 {
+		return time.Time{}, false
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, second, 0, time.UTC)
+	if t.Day() != day { // the 31st of a 30-day month, the 29th of February in a common year
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 // parsePresigned reads the X-Amz-* query parameters of a presigned URL.

@@ -28,6 +28,9 @@ type checker struct {
 	// dropped, or an integer was normalized. Until then the body itself can be decoded into the input
 	// struct, which saves re-encoding the document (validate.go).
 	reshaped bool
+	// checkOnly: the top-level document is not built (its structure returns nil); Decode sets it when
+	// the body itself will be the document unless reshaped, and builds the document afterwards if it was.
+	checkOnly bool
 }
 
 // fail records that value v of shape s at path breaks constraint.
@@ -48,8 +51,12 @@ func (c *checker) typeError(path string, s *shape, v any) {
 
 // structure checks the members of obj; bound supplies the members bound outside the body (top level).
 func (c *checker) structure(s *shape, obj, bound map[string]any, path string) map[string]any {
-	out := make(map[string]any, len(s.Members))
+	var out map[string]any
+	if !c.checkOnly || path != "" {
+		out = make(map[string]any, len(s.Members))
+	}
 	known := 0 // body keys that name a body member
+	set := 0   // members in the document
 	for i := range s.Members {
 		m := &s.Members[i]
 		var v any
@@ -74,9 +81,13 @@ func (c *checker) structure(s *shape, obj, bound map[string]any, path string) ma
 			}
 			continue
 		}
-		out[m.JSON] = c.value(m.shape, v, p)
+		v = c.value(m.shape, v, p)
+		if out != nil {
+			out[m.JSON] = v
+		}
+		set++
 	}
-	if s.Kind == kindUnion && len(out) != 1 {
+	if s.Kind == kindUnion && set != 1 {
 		c.fail(path, s, obj, "Member must have exactly one member set")
 	}
 	if known != len(obj) {
@@ -146,7 +157,7 @@ func (c *checker) value(s *shape, v any, path string) any {
 			return nil
 		}
 		c.str(s, str, path, "Member")
-		return str
+		return v // v holds str already: returning str would box it again
 
 	case kindByte, kindShort, kindInteger, kindLong:
 		return c.integer(s, v, path)
@@ -216,7 +227,11 @@ func (c *checker) str(s *shape, str, path, subject string) {
 		return
 	}
 	if s.HasMin || s.HasMax {
-		c.size(s, utf8.RuneCountInString(str), path, str, subject)
+		// str goes into an interface only for a message: boxed on every call, it cost an allocation per
+		// string member of every request.
+		if n := utf8.RuneCountInString(str); (s.HasMin && float64(n) < s.Min) || (s.HasMax && float64(n) > s.Max) {
+			c.size(s, n, path, str, subject)
+		}
 	}
 	if s.re != nil && !s.match(str) {
 		c.fail(path, s, str, subject+" must satisfy regular expression pattern: "+s.Pattern)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzDecode feeds arbitrary bodies to Decode for a handful of operations. Decode must never panic, must
@@ -163,5 +164,47 @@ func TestPatternMatchers(t *testing.T) {
 	}
 	if fast == 0 {
 		t.Fatal("no pattern has the byte matcher")
+	}
+}
+
+// FuzzParseFast checks parseFast against encoding/json: whatever it takes, encoding/json takes too and
+// gives the same document.
+func FuzzParseFast(f *testing.F) {
+	for _, seed := range []string{
+		`{}`, ` { } `, `{"a":"b","c":[1,-0.5e+3,true,false,null,{"d":{}}],"e":[]}`, `{"a":"\u00e9\n\"","a":2}`,
+		`{"a":01}`, `{"a":1.}`, `{"a":-}`, `{"a":1e}`, `{"a":"x` + "\x01" + `"}`, `{"a":tru}`, `{"a":1,}`, `[1]`,
+		`{"a":1} x`, `{"a":"\ud800"}`, `{"a":"\x"}`, `{"a":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if !utf8.Valid(body) {
+			return // parseBody refuses it before either parser
+		}
+		fast, ok := parseFast(body)
+		slow, err := parseDecoder(body)
+		if !ok {
+			return
+		}
+		if err != nil {
+			t.Fatalf("parseFast took %q, encoding/json did not: %v", body, err)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%q: parseFast %#v, encoding/json %#v", body, fast, slow)
+		}
+	})
+}
+
+// TestParseFastTakesAPIBodies: the bodies clients send take the fast path (a fuzz target cannot show
+// that the fast path is used at all).
+func TestParseFastTakesAPIBodies(t *testing.T) {
+	for _, body := range []string{
+		`{"stageArn":"` + stageARN + `","sessionId":"` + sessionID + `","participantId":"p"}`,
+		`{"name":"s","participantTokenConfigurations":[{"duration":60,"capabilities":["PUBLISH"],"attributes":{"a":"b"}}],"tags":{"k":"v"}}`,
+		"{\n  \"maxResults\": 100,\n  \"filterByPublished\": false,\n  \"userId\": \"\\u00e9\"\n}",
+	} {
+		if _, ok := parseFast([]byte(body)); !ok {
+			t.Errorf("parseFast did not take %s", body)
+		}
 	}
 }

@@ -57,7 +57,9 @@ func Decode(op string, body []byte, bound map[string]any, dst any) error {
 	if err != nil {
 		return err
 	}
-	var c checker
+	// Without bound members the body is the document unless the checker reshapes it: check first, and
+	// build the document only if it is needed.
+	c := checker{checkOnly: bound == nil}
 	doc := c.structure(o.input, obj, bound, "")
 	if len(c.problems) > 0 {
 		return &Error{Problems: c.problems, omitted: c.omitted}
@@ -83,6 +85,10 @@ func Decode(op string, body []byte, bound map[string]any, dst any) error {
 		}
 		return nil
 	}
+	if doc == nil {
+		var b checker
+		doc = b.structure(o.input, obj, bound, "")
+	}
 	return decodeDocument(op, doc, dst)
 }
 
@@ -107,6 +113,15 @@ func parseBody(body []byte) (map[string]any, error) {
 	if !utf8.Valid(body) {
 		return nil, bodyError("request body is not valid JSON: invalid UTF-8")
 	}
+	if obj, ok := parseFast(body); ok {
+		return obj, nil
+	}
+	return parseDecoder(body)
+}
+
+// parseDecoder is parseBody by encoding/json, for what parseFast does not take: invalid JSON (whose
+// error it words) and the rare bodies parseFast leaves to it.
+func parseDecoder(body []byte) (map[string]any, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var v any
