@@ -2,6 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
 	"path/filepath"
 	"testing"
 	"time"
@@ -141,4 +144,222 @@ func BenchmarkIngest(b *testing.B) {
 	})
 	stats := s.Stats()
 	b.ReportMetric(float64(stats.Updates)/float64(max(stats.Commits, 1)), "events/commit")
+}
+
+// listBench is the database BenchmarkListPages reads, seeded as openstage bench seeds its API part
+// (internal/bench, seed): one session of 10,000 participants, each with JOINED and LEFT, and one of them
+// with a long event history (benchEvents events).
+type listBench struct {
+	s            *Store
+	raw          *sql.DB // the same file through a plain pool, as internal/bench's rawDB opens it
+	stage        ivs.StageID
+	session      ivs.SessionID
+	heavy        ivs.ParticipantID
+	participants []ivs.ParticipantID
+	joined       []time.Time
+}
+
+const (
+	listBenchParticipants = 10_000
+	listBenchPageRows     = 101 // a page of 100 and the one more row the API reads to decide on a nextToken
+	listBenchConns        = 16
+)
+
+func openListBench(b *testing.B) *listBench {
+	b.Helper()
+	ctx := context.Background()
+	path := filepath.Join(b.TempDir(), "bench.db")
+	s := openTest(b, path, WithReaders(listBenchConns))
+	lb := &listBench{s: s, stage: ivs.NewStageID(), session: ivs.NewSessionID()}
+	t0 := time.Now().Add(-time.Hour).UTC()
+	err := s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.InsertStage(ctx, ivs.Stage{ID: lb.stage, Name: "bench", CreatedAt: t0}); err != nil {
+			return err
+		}
+		return tx.InsertSession(ctx, ivs.Session{StageID: lb.stage, ID: lb.session, StartTime: t0, EndTime: t0.Add(59 * time.Minute)})
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range listBenchParticipants {
+		lb.participants = append(lb.participants, ivs.NewParticipantID())
+		lb.joined = append(lb.joined, t0.Add(time.Duration(i)*time.Millisecond))
+	}
+	lb.heavy = lb.participants[0]
+	err = s.Update(ctx, func(tx store.Tx) error {
+		for i, id := range lb.participants {
+			p := ivs.Participant{StageID: lb.stage, SessionID: lb.session, ID: id, UserID: fmt.Sprintf("user-%d", i),
+				State: ivs.StateDisconnected, FirstJoinTime: lb.joined[i], Attributes: map[string]string{"role": "viewer"},
+				Client: ivs.ClientInfo{OSName: "Linux", BrowserName: "Chrome", BrowserVersion: "156.0", SDKVersion: "1.41.0", Protocol: ivs.ProtocolWHIP}}
+			if err := tx.PutParticipant(ctx, p); err != nil {
+				return err
+			}
+			for _, name := range []ivs.EventName{ivs.EventJoined, ivs.EventLeft} {
+				e := ivs.Event{StageID: lb.stage, SessionID: lb.session, ParticipantID: id, Name: name, Time: lb.joined[i]}
+				if err := tx.AppendEvent(ctx, &e); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	seedEvents(b, s, lb.stage, lb.session, lb.heavy, benchEvents-2)
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path)}
+	q := url.Values{}
+	q.Add("_pragma", "query_only(1)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	if lb.raw, err = sql.Open("sqlite", u.String()+"?"+q.Encode()); err != nil {
+		b.Fatal(err)
+	}
+	lb.raw.SetMaxOpenConns(listBenchConns)
+	lb.raw.SetMaxIdleConns(listBenchConns)
+	b.Cleanup(func() { lb.raw.Close() })
+	return lb
+}
+
+// The raw ceilings' SQL: the statements the store ran for these pages when the ceilings were set
+// (internal/bench's rawParticipantsPageSQL and rawParticipantsAfterSQL; rawEventsPageSQL without its LIMIT, as
+// the store reads its pages), kept here as they were so the ceiling does not move with the store's statements.
+const (
+	rawParticipantsPageSQL = `SELECT id, user_id, state, first_join_time, published, recording_state FROM participants
+		WHERE stage_id = ? AND session_id = ? ORDER BY first_join_time, id`
+	rawParticipantsAfterSQL = `SELECT id, user_id, state, first_join_time, published, recording_state FROM participants
+		WHERE stage_id = ? AND session_id = ? AND (first_join_time, id) > (?, ?) ORDER BY first_join_time, id`
+	rawEventsPageSQL = `SELECT stage_id, session_id, participant_id, seq, name, time, remote_participant_id, error_code
+		FROM events WHERE stage_id = ? AND session_id = ? AND participant_id = ? AND seq > ? ORDER BY seq`
+)
+
+// BenchmarkListPages: the store's ListParticipantSummaries page (what the API's ListParticipants reads) and
+// ListEvents page, first and last, each beside its raw ceiling: the store's own statement prepared on a plain
+// pool and scanned into plain values, stopping after the page's rows as the store does (internal/bench's
+// rawPages). store ÷ raw is the store's read-path overhead; "serial" is one client, "parallel" 8 ×
+// GOMAXPROCS clients.
+func BenchmarkListPages(b *testing.B) {
+	lb := openListBench(b)
+	// A context that can be cancelled, as a request's is (and openstage bench's): database/sql and the
+	// driver watch such a context during a query, which they skip for context.Background.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	last := listBenchParticipants - 100 - 1 // the 9,900th participant: the last page's cursor
+	partsAfter := map[string]*store.Cursor{"first": nil, "last": {Time: lb.joined[last], ID: string(lb.participants[last])}}
+	eventsAfter := map[string]int64{"first": 0, "last": benchEvents - 100}
+	rawParts := [2]*sql.Stmt{}
+	for after, q := range []string{rawParticipantsPageSQL, rawParticipantsAfterSQL} {
+		st, err := lb.raw.PrepareContext(ctx, q)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer st.Close()
+		rawParts[after] = st
+	}
+	rawEvents, err := lb.raw.PrepareContext(ctx, rawEventsPageSQL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rawEvents.Close()
+
+	type op func() (int, error)
+	ops := []struct {
+		name string
+		op   func(page string) op
+	}{
+		{"participants/raw", func(page string) op {
+			c := partsAfter[page]
+			return func() (int, error) {
+				var rows *sql.Rows
+				var err error
+				if c == nil {
+					rows, err = rawParts[0].QueryContext(ctx, string(lb.stage), string(lb.session))
+				} else {
+					rows, err = rawParts[1].QueryContext(ctx, string(lb.stage), string(lb.session), c.Time.UnixNano(), c.ID)
+				}
+				if err != nil {
+					return 0, err
+				}
+				defer rows.Close()
+				var id, user, state, recState string
+				var joined, published int64
+				n := 0
+				for n < listBenchPageRows && rows.Next() {
+					if err := rows.Scan(&id, &user, &state, &joined, &published, &recState); err != nil {
+						return n, err
+					}
+					n++
+				}
+				return n, rows.Err()
+			}
+		}},
+		{"participants/store", func(page string) op {
+			p := store.Page{After: partsAfter[page], Limit: listBenchPageRows}
+			return func() (int, error) {
+				ps, err := lb.s.ListParticipantSummaries(ctx, lb.stage, lb.session, store.ParticipantFilter{}, p)
+				return len(ps), err
+			}
+		}},
+		{"events/raw", func(page string) op {
+			after := eventsAfter[page]
+			return func() (int, error) {
+				rows, err := rawEvents.QueryContext(ctx, string(lb.stage), string(lb.session), string(lb.heavy), after)
+				if err != nil {
+					return 0, err
+				}
+				defer rows.Close()
+				var stage, session, participant, name, remote, code string
+				var seq, t int64
+				n := 0
+				for n < listBenchPageRows && rows.Next() {
+					if err := rows.Scan(&stage, &session, &participant, &seq, &name, &t, &remote, &code); err != nil {
+						return n, err
+					}
+					n++
+				}
+				return n, rows.Err()
+			}
+		}},
+		{"events/store", func(page string) op {
+			p := store.Page{After: &store.Cursor{Seq: eventsAfter[page]}, Limit: listBenchPageRows}
+			return func() (int, error) {
+				evs, err := lb.s.ListEvents(ctx, lb.stage, lb.session, lb.heavy, p)
+				return len(evs), err
+			}
+		}},
+	}
+	for _, page := range []string{"first", "last"} {
+		want := listBenchPageRows
+		if page == "last" {
+			want = 100
+		}
+		for _, o := range ops {
+			f := o.op(page)
+			check := func(n int, err error) bool {
+				if err != nil || n != want {
+					b.Errorf("%s %s: %d rows, %v", o.name, page, n, err)
+					return false
+				}
+				return true
+			}
+			b.Run(o.name+"/"+page+"/serial", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if !check(f()) {
+						return
+					}
+				}
+			})
+			b.Run(o.name+"/"+page+"/parallel", func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetParallelism(8)
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if !check(f()) {
+							return
+						}
+					}
+				})
+			})
+		}
+	}
 }

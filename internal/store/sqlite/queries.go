@@ -115,7 +115,9 @@ const (
 	// and every index of the list's orders holds these columns (migration 0006), so a page never reads the table.
 	participantSummaryCols = `id, user_id, state, first_join_time, published, recording_state`
 	eventCols              = `stage_id, session_id, participant_id, seq, name, time, remote_participant_id, error_code`
-	keyCols                = `id, name, material, fingerprint, created_at`
+	// What an events page reads (read.go, eventRow): the stage, session and participant are the query's own.
+	eventPageCols = `seq, name, time, remote_participant_id, error_code`
+	keyCols       = `id, name, material, fingerprint, created_at`
 	// Storage configurations.
 	storageCols = `id, name, bucket_name, created_at`
 )
@@ -155,7 +157,7 @@ func init() {
 	q[qUnfinishedRecordings] = `SELECT ` + participantReadCols + ` FROM participants
 		WHERE recording_state IN ('STARTING', 'ACTIVE', 'STOPPING') ORDER BY stage_id, session_id, id`
 
-	q[qListEvents] = `SELECT ` + eventCols + ` FROM events
+	q[qListEvents] = `SELECT ` + eventPageCols + ` FROM events
 		WHERE stage_id = ? AND session_id = ? AND participant_id = ? AND seq > ? ORDER BY seq`
 
 	q[qGetPublicKey] = `SELECT ` + keyCols + ` FROM public_keys WHERE id = ?`

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,7 +19,10 @@ type stmter interface {
 	detach(ctx context.Context) context.Context
 }
 
-type poolStmts struct{ stmts *[numStmts]*sql.Stmt }
+type poolStmts struct {
+	stmts *[numStmts]*sql.Stmt
+	pages *pagePool // the list pages' own connections (pages.go)
+}
 
 func (p poolStmts) stmt(_ context.Context, id stmtID) *sql.Stmt { return p.stmts[id] }
 
@@ -97,17 +101,6 @@ func scanParticipant(sc scanner) (ivs.Participant, error) {
 	return p, nil
 }
 
-func scanEvent(sc scanner) (ivs.Event, error) {
-	var stage, session, participant, name, remote, code string
-	var seq, t int64
-	err := sc.Scan(&stage, &session, &participant, &seq, &name, &t, &remote, &code)
-	return ivs.Event{
-		StageID: ivs.StageID(stage), SessionID: ivs.SessionID(session), ParticipantID: ivs.ParticipantID(participant),
-		Seq: seq, Name: ivs.EventName(name), Time: fromNanos(t), RemoteParticipantID: ivs.ParticipantID(remote),
-		ErrorCode: ivs.ErrorCode(code),
-	}, err
-}
-
 func scanPublicKey(sc scanner) (ivs.PublicKey, error) {
 	var id, name, material, fingerprint string
 	var created int64
@@ -126,6 +119,39 @@ func list[T any](ctx context.Context, r reads, what string, n int, scan func(sca
 	out := make([]T, 0, min(max(n, 0), 128))
 	for (n < 0 || len(out) < n) && rows.Next() {
 		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list %s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list %s: %w", what, err)
+	}
+	return out, nil
+}
+
+// listRows is list for a rowScanner: through the page pool outside a transaction (pages.go), through
+// database/sql in one.
+func listRows[T any](ctx context.Context, r reads, what string, n int, row rowScanner[T], id stmtID, args ...any) ([]T, error) {
+	if ps, ok := r.q.(poolStmts); ok && ps.pages != nil {
+		return listPage(ctx, ps.pages, what, n, row, id, args...)
+	}
+	rows, err := r.query(ctx, id, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list %s: %w", what, err)
+	}
+	defer rows.Close()
+	vals := make([]driver.Value, row.columns())
+	dest := make([]any, len(vals))
+	for i := range dest {
+		dest[i] = &vals[i] // database/sql assigns a driver.Value to a *driver.Value as it is (convertAssignRows)
+	}
+	out := make([]T, 0, min(max(n, 0), 128))
+	for (n < 0 || len(out) < n) && rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("sqlite: list %s: %w", what, err)
+		}
+		v, err := row.value(vals)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: list %s: %w", what, err)
 		}
@@ -209,16 +235,56 @@ func (r reads) ListParticipantSummaries(ctx context.Context, stage ivs.StageID, 
 	if err != nil {
 		return nil, err
 	}
-	return list(ctx, r, "participant summaries", limit(p), scanParticipantSummary, qListParticipantSummaries+variant, args...)
+	return listRows(ctx, r, "participant summaries", limit(p), summaryRow{}, qListParticipantSummaries+variant, args...)
 }
 
-func scanParticipantSummary(sc scanner) (store.ParticipantSummary, error) {
-	var id, user, state, recState string
-	var joined, published int64
-	if err := sc.Scan(&id, &user, &state, &joined, &published, &recState); err != nil {
-		return store.ParticipantSummary{}, err
+// A rowScanner makes a T of one row of its statement: the row's columns as the driver gives them (a string
+// for TEXT, an int64 for INTEGER). The driver's strings are the row's own (it copies them out of SQLite), so
+// T keeps them without a copy. A scan function's Scan(&local, ...) through an interface makes each local
+// escape to the heap, an allocation per column and row (a third of a ListParticipants page's allocations,
+// profiled), and database/sql assigns an int64 to an *int64 through reflection; reading the columns as
+// values does neither.
+type rowScanner[T any] interface {
+	columns() int
+	value(cols []driver.Value) (T, error)
+}
+
+// text and integer read a TEXT and an INTEGER column.
+func text(v driver.Value, column string) (string, error) {
+	switch s := v.(type) {
+	case string:
+		return s, nil
+	case []byte:
+		return string(s), nil
 	}
-	s := store.ParticipantSummary{ID: ivs.ParticipantID(id), UserID: user, State: ivs.ParticipantState(state),
+	return "", fmt.Errorf("column %s holds %T, not text", column, v)
+}
+
+func integer(v driver.Value, column string) (int64, error) {
+	n, ok := v.(int64)
+	if !ok {
+		return 0, fmt.Errorf("column %s holds %T, not an integer", column, v)
+	}
+	return n, nil
+}
+
+// summaryRow reads a ParticipantSummary (participantSummaryCols).
+type summaryRow struct{}
+
+func (summaryRow) columns() int { return 6 }
+
+func (summaryRow) value(cols []driver.Value) (store.ParticipantSummary, error) {
+	var s store.ParticipantSummary
+	id, err1 := text(cols[0], "id")
+	user, err2 := text(cols[1], "user_id")
+	state, err3 := text(cols[2], "state")
+	joined, err4 := integer(cols[3], "first_join_time")
+	published, err5 := integer(cols[4], "published")
+	recState, err6 := text(cols[5], "recording_state")
+	if err := errors.Join(err1, err2, err3, err4, err5, err6); err != nil {
+		return s, err
+	}
+	s = store.ParticipantSummary{ID: ivs.ParticipantID(id), UserID: user, State: ivs.ParticipantState(state),
 		FirstJoinTime: fromNanos(joined), Published: published != 0, RecordingState: ivs.RecordingState(recState)}
 	if s.RecordingState == ivs.RecordingDisabled {
 		s.RecordingState = "" // as scanParticipant
@@ -266,7 +332,32 @@ func (r reads) ListEvents(ctx context.Context, stage ivs.StageID, session ivs.Se
 	if p.After != nil {
 		after = p.After.Seq
 	}
-	return list(ctx, r, "events", limit(p), scanEvent, qListEvents, string(stage), string(session), string(participant), after)
+	return listRows(ctx, r, "events", limit(p), eventRow{stage, session, participant}, qListEvents,
+		string(stage), string(session), string(participant), after)
+}
+
+// eventRow reads the events of one participant (eventPageCols): the stage, session and participant are the
+// query's own, equal (binary TEXT comparison) to what the rows hold, so they are not read back.
+type eventRow struct {
+	stage       ivs.StageID
+	session     ivs.SessionID
+	participant ivs.ParticipantID
+}
+
+func (eventRow) columns() int { return 5 }
+
+func (r eventRow) value(cols []driver.Value) (ivs.Event, error) {
+	seq, err1 := integer(cols[0], "seq")
+	name, err2 := text(cols[1], "name")
+	t, err3 := integer(cols[2], "time")
+	remote, err4 := text(cols[3], "remote_participant_id")
+	code, err5 := text(cols[4], "error_code")
+	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
+		return ivs.Event{}, err
+	}
+	return ivs.Event{StageID: r.stage, SessionID: r.session, ParticipantID: r.participant, Seq: seq,
+		Name: ivs.EventName(name), Time: fromNanos(t), RemoteParticipantID: ivs.ParticipantID(remote),
+		ErrorCode: ivs.ErrorCode(code)}, nil
 }
 
 func (r reads) GetPublicKey(ctx context.Context, id ivs.PublicKeyID) (ivs.PublicKey, error) {

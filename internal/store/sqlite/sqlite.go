@@ -3,7 +3,8 @@
 // Writes go through a pool of one connection whose transactions begin IMMEDIATE, so write transactions are
 // serialised in the process and take SQLite's write lock up front (no SQLITE_BUSY upgrade failures midway);
 // reads outside a transaction go through a separate pool of several read-only connections, which WAL lets run
-// beside the writer. Every connection runs with synchronous=FULL: a commit that returned nil is in the WAL on
+// beside the writer, and the list pages the API reads through one more such pool read below database/sql
+// (pages.go). Every connection runs with synchronous=FULL: a commit that returned nil is in the WAL on
 // disk and survives a crash of the process or of the machine, as far as the disk honours fsync.
 //
 // Times are stored as INTEGER unix nanoseconds in UTC and come back in UTC; the zero time.Time is stored as 0
@@ -14,6 +15,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -44,7 +46,8 @@ type config struct {
 	exclusive   bool
 }
 
-// WithReaders sets how many connections the read pool keeps (default: GOMAXPROCS, at least 4).
+// WithReaders sets how many connections the read pool keeps, and the list pages' pool beside it (pages.go)
+// (default: GOMAXPROCS, at least 4).
 func WithReaders(n int) Option {
 	return func(c *config) {
 		if n > 0 {
@@ -92,8 +95,9 @@ type Store struct {
 	groupState
 
 	path   string
-	w      *sql.DB // writer pool: one connection, BEGIN IMMEDIATE
-	r      *sql.DB // reader pool: query_only connections
+	w      *sql.DB   // writer pool: one connection, BEGIN IMMEDIATE
+	r      *sql.DB   // reader pool: query_only connections
+	pages  *pagePool // the list pages' query_only connections (pages.go)
 	wstmts [numStmts]*sql.Stmt
 	rstmts [numStmts]*sql.Stmt
 	cfg    config
@@ -185,7 +189,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 			return nil, fmt.Errorf("sqlite: prepare %q: %w", stmtSQL[id], err)
 		}
 	}
-	s.reads = reads{q: poolStmts{&s.rstmts}}
+	readDSN := dsn(abs, cfg, false)
+	s.pages = newPagePool(cfg.readers, func() (driver.Conn, error) { return s.r.Driver().Open(readDSN) })
+	s.reads = reads{q: poolStmts{&s.rstmts, s.pages}}
 	ok = true
 	return s, nil
 }
@@ -378,6 +384,9 @@ func (s *Store) Close() error {
 
 func (s *Store) closePools() error {
 	var errs []error
+	if s.pages != nil {
+		errs = append(errs, s.pages.close())
+	}
 	for i := range s.rstmts {
 		if s.rstmts[i] != nil {
 			errs = append(errs, s.rstmts[i].Close())
