@@ -130,9 +130,15 @@ const (
 )
 
 // directSender is one subscription's send path when --media-send-path is direct: one SRTP context for
-// all its streams, the address of ICE's selected pair, and the streams' sender report accounting.
+// all its streams, the address of ICE's selected pair, and the streams' sender report accounting and
+// NACK answers.
+//
+// With pion set, the subscription is on pion's send path (its writer, SRTP session and mux) and the
+// directSender only answers NACKs from the fanouts' rings and sends the reports, in place of pion's
+// interceptors: the connection never has its SRTP keys.
 type directSender struct {
 	sfu     *SFU
+	pion    bool
 	secrets dtlsSecrets
 	pc      *webrtc.PeerConnection
 	mode    atomic.Int32
@@ -165,7 +171,20 @@ const srInterval = time.Second
 
 // start decides the output once the connection is up (DTLS done, so the secrets are complete).
 func (d *directSender) start() {
-	mode := directPion
+	mode := directPion // pion's send path: its writer, always
+	if !d.pion {
+		mode = d.ownOutput()
+	}
+	d.mode.Store(mode)
+	d.mu.Lock()
+	if !d.closed && d.timer == nil {
+		d.timer = time.AfterFunc(srInterval, d.report)
+	}
+	d.mu.Unlock()
+}
+
+// ownOutput sets up openstage's own output when it can: the keys are known and the pair is on the UDP socket.
+func (d *directSender) ownOutput() int32 {
 	ctx, err := d.secrets.srtpContext()
 	ap, ok := d.selectedAddr()
 	// Said at Info: the flag is experimental, and an operator trying it wants to know where it did not apply.
@@ -179,14 +198,9 @@ func (d *directSender) start() {
 		d.ctx = ctx
 		d.ctxMu.Unlock()
 		d.addr.Store(&ap)
-		mode = directOwn
+		return directOwn
 	}
-	d.mode.Store(mode)
-	d.mu.Lock()
-	if !d.closed && d.timer == nil {
-		d.timer = time.AfterFunc(srInterval, d.report)
-	}
-	d.mu.Unlock()
+	return directPion
 }
 
 // selectedAddr is the remote address of ICE's selected pair when that pair is UDP, and so on the SFU's
@@ -416,12 +430,12 @@ func ntpTime(t time.Time) uint64 {
 	return sec<<32 | frac
 }
 
-// ringSize is how many of a track's last packets a direct subscription can have resent: as many as
+// ringSize is how many of a track's last packets a subscription of its fanout can have resent: as many as
 // pion's NACK responder keeps by default, about 1.7 s of a 600 packets/s video.
 const ringSize = 1024
 
-// packetRing is a fanout's last packets by sequence number, shared by all its direct subscribers
-// (docs/DESIGN.md §4.11): written by the forwarding goroutine, read by the subscribers' RTCP loops.
+// packetRing is a fanout's last packets by sequence number, shared by all its subscribers on either
+// send path (docs/DESIGN.md §4.11): written by the forwarding goroutine, read by the subscribers' RTCP loops.
 type packetRing struct {
 	slots [ringSize]atomic.Pointer[rtp.Packet]
 }

@@ -36,8 +36,15 @@ func offerOf(t *testing.T, pc *webrtc.PeerConnection) string {
 // TestDirectSendPath subscribes a pion client over the direct send path: it decrypts every packet with
 // the keys its own DTLS handshake made (so openstage derived the same ones), gets sender reports that
 // count what it received, and gets a NACKed packet again, from the fanout's ring.
-func TestDirectSendPath(t *testing.T) {
-	sfu, err := New(Config{UDPAddr: "127.0.0.1:0", IncludeLoopback: true, SendPath: SendPathDirect,
+func TestDirectSendPath(t *testing.T) { testOwnFeedback(t, SendPathDirect) }
+
+// TestPionSendPathFeedback is the same on pion's send path, whose subscriptions of fanouts have no
+// interceptors: openstage's directSender answers the NACK from the fanout's ring and sends the reports,
+// through pion's writer.
+func TestPionSendPathFeedback(t *testing.T) { testOwnFeedback(t, SendPathPion) }
+
+func testOwnFeedback(t *testing.T, path string) {
+	sfu, err := New(Config{UDPAddr: "127.0.0.1:0", IncludeLoopback: true, SendPath: path,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -144,10 +151,10 @@ func TestDirectSendPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	if sub.direct == nil {
-		t.Fatal("the subscription is not on the direct send path")
+	if sub.direct == nil || sub.direct.pion != (path == SendPathPion) {
+		t.Fatalf("the subscription's own sender: %+v", sub.direct)
 	}
-	if !bytes.Contains([]byte(ans), []byte("a=setup:passive")) {
+	if path == SendPathDirect && !bytes.Contains([]byte(ans), []byte("a=setup:passive")) {
 		t.Fatal("openstage must be the DTLS server of a direct subscription (its answer's setup:passive)")
 	}
 	if err := subPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans}); err != nil {
@@ -168,8 +175,12 @@ func TestDirectSendPath(t *testing.T) {
 			t.Fatalf("%d packets reached the subscriber", i)
 		}
 	}
-	if m := sub.direct.mode.Load(); m != directOwn {
-		t.Fatalf("send mode %d, want the direct one", m)
+	want := directOwn
+	if path == SendPathPion {
+		want = directPion
+	}
+	if m := sub.direct.mode.Load(); m != want {
+		t.Fatalf("send mode %d, want %d", m, want)
 	}
 	sender := <-ssrc
 

@@ -24,7 +24,8 @@ type fanout struct {
 	mu    sync.RWMutex
 	binds []binding
 
-	// ring keeps the last packets for direct subscriptions' retransmissions; nil until one binds.
+	// ring keeps the last packets for the retransmissions of subscriptions with a directSender (all but
+	// those to a simulcast publisher, which have pion's responder); nil until one binds.
 	ring atomic.Pointer[packetRing]
 }
 

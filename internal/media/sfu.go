@@ -1,6 +1,6 @@
 // Package media is openstage's media plane: a selective forwarding unit on pion/webrtc. Publishers send
 // RTP once; every subscriber of a publisher gets it forwarded, with RTCP feedback (PLI/FIR relayed to the
-// publisher, NACK answered from the interceptors' buffers). All media share one UDP port (ICE UDP mux)
+// publisher, NACK answered from the fanouts' rings). All media share one UDP port (ICE UDP mux)
 // and, for clients whose UDP is blocked, one TCP port (ICE-TCP, RFC 6544 passive candidates).
 // The package knows nothing of tokens or stages' rules: its callers (the WHIP transport) decide who may
 // publish and subscribe, and it reports back through hooks.
@@ -69,7 +69,10 @@ type SFU struct {
 	tcp     *tcpListener // nil without ICE-TCP
 	tcpMux  io.Closer    // the ICE-TCP mux over tcp (its Close closes tcp)
 	pubAPI  *webrtc.API
-	subAPI  *webrtc.API
+	subAPI  *webrtc.API // subscriptions with a simulcast video: pion's NACK responder and reports
+	// fanAPI makes the other subscriptions on pion's send path: no interceptors, their directSender
+	// answers NACKs and sends the reports (direct.go).
+	fanAPI *webrtc.API
 	// subSE and subME make a direct subscription's own API (direct.go).
 	subSE webrtc.SettingEngine
 	subME *webrtc.MediaEngine
@@ -154,7 +157,7 @@ func New(cfg Config) (*SFU, error) {
 	}
 	s := &SFU{cfg: cfg, log: cfg.Log, udp: udp, pubs: map[*Publisher]struct{}{}}
 	s.udpConn, _ = udp.(*net.UDPConn)
-	lf := pionLogs{cfg.Log}
+	lf := newPionLogs(cfg.Log)
 	mux := webrtc.NewICEUDPMux(lf.NewLogger("ice"), udp)
 	se := webrtc.SettingEngine{LoggerFactory: lf}
 	se.SetICEUDPMux(mux)
@@ -166,6 +169,12 @@ func New(cfg Config) (*SFU, error) {
 	// from its connectivity checks (a peer-reflexive candidate, RFC 8445 §7.3.1.3). Measured at about
 	// 40 KB, six goroutines and four sockets per connection (docs/BENCHMARKS.md, memory per subscription).
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	netw, err := newSharedNet()
+	if err != nil {
+		_ = udp.Close()
+		return nil, fmt.Errorf("media: network interfaces: %w", err)
+	}
+	se.SetNet(netw)
 	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
 	if cfg.TCPAddr != "" {
 		ln, err := net.Listen("tcp", cfg.TCPAddr)
@@ -199,6 +208,7 @@ func New(cfg Config) (*SFU, error) {
 		return nil, err
 	}
 	s.subSE = se
+	s.fanAPI = webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(s.subME), webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
 	return s, nil
 }
 
@@ -324,13 +334,14 @@ func sendInterceptors() (*interceptor.Registry, error) {
 	return ir, nil
 }
 
-// nackHistory is how many of its last video packets a subscription can have resent (a power of two, as
-// pion's responder requires). Each costs about 150 bytes per subscription (the subscriber's header and
-// the responder's entry; the payload is shared), and pion's default of 1024 made the largest part of a
-// subscription's memory once the ring was full, 40-60 s of a camera's video. A retransmission helps
-// only while the receiver's jitter buffer waits for the packet, about a round trip or two: 256 packets
-// are 0.3 s at the media policy's highest bitrate (8.5 Mbit/s, about 880 packets/s), 1 s of a 720p
-// camera at 2.5 Mbit/s, and 10 s of the 15 fps camera fixture.
+// nackHistory is how many of its last video packets a subscription to a simulcast publisher can have
+// resent (the only subscriptions with pion's responder: the others are answered from their fanouts'
+// rings); a power of two, as pion's responder requires. Each costs about 150 bytes per subscription
+// (the subscriber's header and the responder's entry; the payload is shared), and pion's default of
+// 1024 made the largest part of a subscription's memory once the ring was full, 40-60 s of a camera's
+// video. A retransmission helps only while the receiver's jitter buffer waits for the packet, about a
+// round trip or two: 256 packets are 0.3 s at the media policy's highest bitrate (8.5 Mbit/s, about 880
+// packets/s), 1 s of a 720p camera at 2.5 Mbit/s, and 10 s of the 15 fps camera fixture.
 const nackHistory = 256
 
 // certLifetime is how long one DTLS certificate serves new peer connections before the next is made.

@@ -51,11 +51,16 @@ func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, offer, layerPref st
 	}
 	api := s.subAPI
 	var direct *directSender
-	// The direct path forwards fanouts; a simulcast video's selector rewrites headers per subscriber and
-	// keeps pion's path (docs/DESIGN.md §4.11).
-	if s.cfg.SendPath == SendPathDirect && video == nil {
-		direct = &directSender{sfu: s}
-		if api, err = direct.api(s.subSE, s.subME); err != nil {
+	// A subscription whose tracks are all fanouts answers NACKs from the fanouts' shared rings and sends
+	// its own sender reports, on either send path: pion's interceptors kept a ring per subscription and a
+	// report goroutine (docs/BENCHMARKS.md, memory per subscription). A simulcast video's selector
+	// rewrites headers per subscriber, so such a subscription keeps pion's interceptors and writer
+	// (docs/DESIGN.md §4.11).
+	if video == nil {
+		direct = &directSender{sfu: s, pion: s.cfg.SendPath != SendPathDirect}
+		if direct.pion {
+			api = s.fanAPI
+		} else if api, err = direct.api(s.subSE, s.subME); err != nil {
 			return nil, "", fmt.Errorf("media: direct send path: %w", err)
 		}
 	}
@@ -70,6 +75,8 @@ func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, offer, layerPref st
 	sub := &Subscriber{pub: pub, pc: pc, hooks: hooks, gates: map[string]*gate{}, direct: direct}
 	if direct != nil {
 		direct.pc = pc
+	}
+	if direct != nil && !direct.pion {
 		if dt := pc.SCTP().Transport(); dt != nil {
 			dt.ICETransport().OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) {
 				direct.pairChanged(pair, func() { go sub.Close() })
@@ -96,7 +103,7 @@ func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, offer, layerPref st
 		}
 		var onFeedback func(rtcp.Packet)
 		if direct != nil {
-			onFeedback = direct.onRTCP // NACKs: no pion responder on this path
+			onFeedback = direct.onRTCP // NACKs: no pion responder on this connection
 		}
 		if !s.goTracked(func() { s.rtcpLoop(sender, pub.RequestKeyframe, onFeedback) }) {
 			_ = pc.Close()
