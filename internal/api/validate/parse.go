@@ -117,21 +117,28 @@ func (p *fastParser) object() (map[string]any, bool) {
 			return nil, false
 		}
 		m[k] = v
-		p.space()
-		if p.i >= len(p.s) {
-			return nil, false
-		}
-		switch p.s[p.i] {
-		case ',':
-			p.i++
-			p.space()
-		case '}':
-			p.i++
-			return m, true
-		default:
-			return nil, false
+		if more, ok := p.next('}'); !ok || !more {
+			return m, ok
 		}
 	}
+}
+
+// next consumes what follows a member or an element: a comma (more follows) or the closing bracket.
+func (p *fastParser) next(closing byte) (more, ok bool) {
+	p.space()
+	if p.i >= len(p.s) {
+		return false, false
+	}
+	switch p.s[p.i] {
+	case ',':
+		p.i++
+		p.space()
+		return true, true
+	case closing:
+		p.i++
+		return false, true
+	}
+	return false, false
 }
 
 // array parses an array at '['.
@@ -153,19 +160,8 @@ func (p *fastParser) array() ([]any, bool) {
 			return nil, false
 		}
 		a = append(a, v)
-		p.space()
-		if p.i >= len(p.s) {
-			return nil, false
-		}
-		switch p.s[p.i] {
-		case ',':
-			p.i++
-			p.space()
-		case ']':
-			p.i++
-			return a, true
-		default:
-			return nil, false
+		if more, ok := p.next(']'); !ok || !more {
+			return a, ok
 		}
 	}
 }

@@ -136,31 +136,18 @@ func listRows[T any](ctx context.Context, r reads, what string, n int, row rowSc
 	if ps, ok := r.q.(poolStmts); ok && ps.pages != nil {
 		return listPage(ctx, ps.pages, what, n, row, id, args...)
 	}
-	rows, err := r.query(ctx, id, args...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: list %s: %w", what, err)
-	}
-	defer rows.Close()
 	vals := make([]driver.Value, row.columns())
 	dest := make([]any, len(vals))
 	for i := range dest {
 		dest[i] = &vals[i] // database/sql assigns a driver.Value to a *driver.Value as it is (convertAssignRows)
 	}
-	out := make([]T, 0, min(max(n, 0), 128))
-	for (n < 0 || len(out) < n) && rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return nil, fmt.Errorf("sqlite: list %s: %w", what, err)
+	return list(ctx, r, what, n, func(sc scanner) (T, error) {
+		if err := sc.Scan(dest...); err != nil {
+			var zero T
+			return zero, err
 		}
-		v, err := row.value(vals)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: list %s: %w", what, err)
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list %s: %w", what, err)
-	}
-	return out, nil
+		return row.value(vals)
+	}, id, args...)
 }
 
 // get scans the one row a query returns, or reports ErrNotFound.
