@@ -128,8 +128,11 @@ func playback(t *testing.T, playlist string) probed {
 	r.duration = time.Duration(secs * float64(time.Second))
 	dec, err := exec.Command("ffmpeg", "-v", "error", "-i", playlist,
 		// Timestamps passed through: a WebRTC recording is variable frame rate, and the default output's
-		// conversion to a constant rate reports its own rounding, not the file's.
-		"-fps_mode", "passthrough", "-f", "null", "-").CombinedOutput()
+		// conversion to a constant rate reports its own rounding, not the file's. The same for the
+		// encoder's time base, 1/frame rate by default: two pictures closer than a frame (Chromium sends
+		// them on a busy machine) share a tick there and the null muxer refuses the second (seen in CI,
+		// "non monotonically increasing dts"); -1 keeps the file's own 90 kHz timestamps.
+		"-fps_mode", "passthrough", "-enc_time_base:v", "-1", "-f", "null", "-").CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(dec)) > 0 {
 		t.Fatalf("ffmpeg decoding %s: %v\n%s", playlist, err, dec)
 	}

@@ -120,8 +120,11 @@ func TestBrowserPublishIsRecorded(t *testing.T) {
 	}
 	if dec, err := exec.Command("ffmpeg", "-v", "error", "-i", playlist,
 		// Timestamps passed through: a WebRTC recording is variable frame rate, and the default output's
-		// conversion to a constant rate reports its own rounding, not the file's.
-		"-fps_mode", "passthrough", "-f", "null", "-").CombinedOutput(); err != nil || len(dec) > 0 {
+		// conversion to a constant rate reports its own rounding, not the file's. The same for the
+		// encoder's time base, 1/frame rate by default: two pictures closer than a frame (Chromium sends
+		// them on a busy machine) share a tick there and the null muxer refuses the second (seen in CI,
+		// "non monotonically increasing dts"); -1 keeps the file's own 90 kHz timestamps.
+		"-fps_mode", "passthrough", "-enc_time_base:v", "-1", "-f", "null", "-").CombinedOutput(); err != nil || len(dec) > 0 {
 		// The recording goes to the artifacts, for a look at what the decoder refused.
 		if art := os.Getenv("OPENSTAGE_ARTIFACTS"); art != "" {
 			_ = os.CopyFS(filepath.Join(art, "browser-recording"), os.DirFS(filepath.Dir(filepath.Dir(filepath.Dir(playlist)))))
