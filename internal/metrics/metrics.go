@@ -64,17 +64,17 @@ type Metrics struct {
 	apiRequests *prometheus.CounterVec
 	apiLatency  *prometheus.HistogramVec
 	rejected    *prometheus.CounterVec
-	// operations and errorTypes map an accepted value to the label value itself, interned, so that a
-	// series never holds on to a request's memory either.
-	operations map[string]string
+	// operations and errorTypes map an accepted value to its label value, interned, so that a series
+	// never holds on to a request's memory either.
+	operations map[string]*apiOperation
 	errorTypes map[string]string
-	// succeeded holds, by operation, the series of its successful calls, resolved at the first: a
-	// WithLabelValues per call (hashing the labels, a locked lookup) was 2-3% of a GetParticipant.
-	succeeded map[string]*apiSeries
 }
 
-// apiSeries are the series one operation's successful calls count in.
-type apiSeries struct {
+// apiOperation is one operation's label value and the series its successful calls count in, resolved
+// at the first: a WithLabelValues per call (hashing the labels, a locked lookup) was 2-3% of a
+// GetParticipant.
+type apiOperation struct {
+	name     string
 	once     sync.Once
 	requests prometheus.Counter
 	latency  prometheus.Observer
@@ -103,7 +103,7 @@ func New(src Sources) *Metrics {
 	reg := prometheus.NewRegistry()
 	m := &Metrics{
 		reg:        reg,
-		operations: map[string]string{UnknownOperation: UnknownOperation},
+		operations: map[string]*apiOperation{UnknownOperation: {name: UnknownOperation}},
 		errorTypes: map[string]string{Other: Other},
 		apiRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "openstage_api_requests_total",
 			Help: "API requests by operation and AWS error type (\"\" for success)."}, []string{"operation", "error_type"}),
@@ -115,10 +115,8 @@ func New(src Sources) *Metrics {
 	}
 	reg.MustRegister(m.apiRequests, m.apiLatency, m.rejected,
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
-	m.succeeded = map[string]*apiSeries{UnknownOperation: {}}
 	for _, op := range src.Operations {
-		m.operations[op] = op
-		m.succeeded[op] = &apiSeries{}
+		m.operations[op] = &apiOperation{name: op}
 	}
 	for _, t := range errorTypes {
 		m.errorTypes[string(t)] = string(t)
@@ -232,21 +230,22 @@ func connections(st *media.Stats, t media.Transport) prometheus.Collector {
 func (m *Metrics) ObserveAPI(op, errorType string, d time.Duration) {
 	o, ok := m.operations[op]
 	if !ok {
-		o = UnknownOperation
+		o = m.operations[UnknownOperation]
 	}
 	if errorType == "" {
-		s := m.succeeded[o]
-		s.once.Do(func() { s.requests, s.latency = m.apiRequests.WithLabelValues(o, ""), m.apiLatency.WithLabelValues(o) })
-		s.requests.Inc()
-		s.latency.Observe(d.Seconds())
+		o.once.Do(func() {
+			o.requests, o.latency = m.apiRequests.WithLabelValues(o.name, ""), m.apiLatency.WithLabelValues(o.name)
+		})
+		o.requests.Inc()
+		o.latency.Observe(d.Seconds())
 		return
 	}
 	e, ok := m.errorTypes[errorType]
 	if !ok {
 		e = Other
 	}
-	m.apiRequests.WithLabelValues(o, e).Inc()
-	m.apiLatency.WithLabelValues(o).Observe(d.Seconds())
+	m.apiRequests.WithLabelValues(o.name, e).Inc()
+	m.apiLatency.WithLabelValues(o.name).Observe(d.Seconds())
 }
 
 // Rejected returns the token-refusal counter of one transport ("whip" or "events"; any other is counted

@@ -297,7 +297,7 @@ func (v *Verifier) parseRequest(r *http.Request, body []byte) (signedRequest, *E
 	if d := r.Header.Get(headerAmzDate); d != "" {
 		t, ok := parseAmzDate(d)
 		if !ok {
-			return sr, incomplete("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\".")
+			return sr, incomplete(msgAmzDateFormat)
 		}
 		if !signs(a.SignedHeaders, "x-amz-date") {
 			return sr, incomplete("The 'X-Amz-Date' header must be a 'SignedHeader' in the AWS Authorization.")
@@ -327,8 +327,11 @@ func (v *Verifier) parseRequest(r *http.Request, body []byte) (signedRequest, *E
 	return sr, nil
 }
 
-// parseAmzDate parses the ISO 8601 basic format of X-Amz-Date, yyyyMMdd'T'HHmmss'Z', as
-// time.Parse(amzDateLayout, d) does and requiring the two-digit hour that Parse does not: the same
+const msgAmzDateFormat = "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"."
+
+// parseAmzDate parses the ISO 8601 basic format of X-Amz-Date (the header or the presigned query
+// parameter), yyyyMMdd'T'HHmmss'Z', as time.Parse(amzDateLayout, d) does and requiring the two-digit
+// hour that Parse does not: the same
 // answer (TestParseAmzDate), at a tenth of the cost (time.Parse was 4% of a GetParticipant's handler).
 func parseAmzDate(d string) (time.Time, bool) {
 	if len(d) != len(amzDateLayout) || d[8] != 'T' || d[15] != 'Z' {
@@ -392,9 +395,9 @@ func parsePresigned(sr *signedRequest, query url.Values) *Error {
 	if sr.cred, e = parseCredential(cred); e != nil {
 		return e
 	}
-	t, err := time.Parse(amzDateLayout, date)
-	if err != nil {
-		return incomplete("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\".")
+	t, ok := parseAmzDate(date)
+	if !ok {
+		return incomplete(msgAmzDateFormat)
 	}
 	sr.time, sr.timeStr = t, date
 	if exp := query.Get(queryExpires); exp != "" {

@@ -370,6 +370,11 @@ func TestVerifyRejects(t *testing.T) {
 		{name: "header and query auth", tamper: func(r *http.Request) {
 			r.URL.RawQuery = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=" + goodSig
 		}, wantCode: IncompleteSignature},
+		{name: "presigned X-Amz-Date with a one-digit hour", tamper: func(r *http.Request) {
+			r.Header.Del("Authorization")
+			r.URL.RawQuery = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=" + url.QueryEscape(goodCred) +
+				"&X-Amz-Date=20240101T90000Z&X-Amz-SignedHeaders=host&X-Amz-Signature=" + goodSig
+		}, wantCode: IncompleteSignature, wantMsg: "ISO8601 Long Format"},
 		{name: "empty access key id", tamper: setAuth("AWS4-HMAC-SHA256 Credential=/20240101/us-east-1/ivs/aws4_request, SignedHeaders=host;x-amz-date, Signature=" + goodSig),
 			wantCode: IncompleteSignature},
 	}

@@ -17,7 +17,7 @@ import (
 func parseFast(body []byte) (map[string]any, bool) {
 	p := fastParser{s: string(body)}
 	p.space()
-	if p.i >= len(p.s) || p.s[p.i] != '{' {
+	if !p.at('{') {
 		return nil, false
 	}
 	obj, ok := p.object()
@@ -37,6 +37,9 @@ type fastParser struct {
 	i     int
 	depth int
 }
+
+// at reports whether the next byte is c.
+func (p *fastParser) at(c byte) bool { return p.i < len(p.s) && p.s[p.i] == c }
 
 // space skips JSON whitespace (RFC 8259 §2).
 func (p *fastParser) space() {
@@ -94,12 +97,12 @@ func (p *fastParser) object() (map[string]any, bool) {
 	p.i++ // '{'
 	m := make(map[string]any)
 	p.space()
-	if p.i < len(p.s) && p.s[p.i] == '}' {
+	if p.at('}') {
 		p.i++
 		return m, true
 	}
 	for {
-		if p.i >= len(p.s) || p.s[p.i] != '"' {
+		if !p.at('"') {
 			return nil, false
 		}
 		k, ok := p.str()
@@ -107,7 +110,7 @@ func (p *fastParser) object() (map[string]any, bool) {
 			return nil, false
 		}
 		p.space()
-		if p.i >= len(p.s) || p.s[p.i] != ':' {
+		if !p.at(':') {
 			return nil, false
 		}
 		p.i++
@@ -150,7 +153,7 @@ func (p *fastParser) array() ([]any, bool) {
 	p.i++        // '['
 	a := []any{} // encoding/json gives an empty, not a nil, slice for []
 	p.space()
-	if p.i < len(p.s) && p.s[p.i] == ']' {
+	if p.at(']') {
 		p.i++
 		return a, true
 	}
@@ -204,22 +207,22 @@ func (p *fastParser) number() (json.Number, bool) {
 		p.i++
 	}
 	switch {
-	case p.i < len(p.s) && p.s[p.i] == '0':
+	case p.at('0'):
 		p.i++
 	case p.i < len(p.s) && '1' <= p.s[p.i] && p.s[p.i] <= '9':
 		p.digits()
 	default:
 		return "", false
 	}
-	if p.i < len(p.s) && p.s[p.i] == '.' {
+	if p.at('.') {
 		p.i++
 		if !p.digits() {
 			return "", false
 		}
 	}
-	if p.i < len(p.s) && (p.s[p.i] == 'e' || p.s[p.i] == 'E') {
+	if p.at('e') || p.at('E') {
 		p.i++
-		if p.i < len(p.s) && (p.s[p.i] == '+' || p.s[p.i] == '-') {
+		if p.at('+') || p.at('-') {
 			p.i++
 		}
 		if !p.digits() {

@@ -72,10 +72,23 @@ func TestPagesHonourContext(t *testing.T) {
 	}
 }
 
-// TestPagesAfterClose: a page read after Close fails rather than waiting for a connection that never returns.
+// TestPagesAfterClose: Close waits for a read in flight (its connection is in use), and a page read after
+// Close fails rather than waiting for a connection that never returns.
 func TestPagesAfterClose(t *testing.T) {
-	s, st, sess, heavy := pagesFixture(t)
-	if err := s.Close(); err != nil {
+	s, st, sess, heavy := pagesFixture(t, WithReaders(1))
+	inFlight, err := s.pages.get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while a page read held a connection", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	s.pages.put(inFlight)
+	if err := <-closed; err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.ListEvents(context.Background(), st, sess, heavy, store.Page{Limit: 10}); !errors.Is(err, errStoreClosed) {
@@ -83,8 +96,8 @@ func TestPagesAfterClose(t *testing.T) {
 	}
 }
 
-// TestPagesConcurrent: more readers than connections, beside a writer, each page whole and in order; Close
-// waits for the reads in flight (run with -race).
+// TestPagesConcurrent: more readers than connections, beside a writer, each page whole and in order (run
+// with -race).
 func TestPagesConcurrent(t *testing.T) {
 	s, st, sess, heavy := pagesFixture(t, WithReaders(2))
 	ctx := context.Background()
