@@ -916,6 +916,10 @@ func TestViewersAreCountedNotListed(t *testing.T) {
 	_ = more[0].ws.Close(websocket.StatusNormalClosure, "")
 	session := e.activeSession()
 	eventually(t, "the viewer left", func() bool { return e.participant(session, first).State == ivs.StateDisconnected })
+	// The stored leave commits before the domain counts it and arms the count's timer (under the stage
+	// lock, which LiveCounts takes): the fake clock moves only once that is done, or the timer is armed
+	// after the advance and never fires (seen in CI).
+	eventually(t, "the domain counted the leave", func() bool { _, n, _ := e.svc.LiveCounts(); return n == 3 })
 	e.clk.Advance(time.Second)
 	count(v1, 3)
 }
