@@ -2,24 +2,22 @@ package sqlite
 
 import (
 	"context"
-	"database/sql/driver"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 )
 
 // The list pages the API reads (ListParticipantSummaries, ListEvents) outside a transaction go through a pool
-// of their own: driver connections the store opens on the file itself, with the list statements prepared on
-// each, read through driver.Rows. Against the raw ceiling (the same statement through database/sql's Stmt and
-// Rows, docs/BENCHMARKS.md), database/sql costs a fifth of a page, profiled: per query a goroutine and a
-// cancellable context watching the caller's context, another goroutine in the driver to interrupt SQLite, the
-// Stmt's lookup of its connection's statement and the conversion of the arguments; per row a lock for Next,
-// another for Scan, and Scan's conversion of every column. Here a page is the driver's own work.
+// of their own: connections the store opens on the file itself below database/sql and below modernc's driver
+// (lite.go), with the list statements prepared on each. Against the raw ceiling (the same statement through
+// database/sql's Stmt and Rows, docs/BENCHMARKS.md), database/sql cost a fifth of a page, profiled: per query a
+// goroutine and a cancellable context watching the caller's context, another goroutine in the driver to
+// interrupt SQLite, the Stmt's lookup of its connection's statement and the conversion of the arguments; per
+// row a lock for Next, another for Scan, and Scan's conversion of every column; the driver itself, half of
+// what was left (lite.go says why).
 //
-// The caller's context bounds the wait for a connection and is checked every pageCheckRows rows, but is not
-// handed to the driver: that would start the interrupting goroutine on every query, and database/sql would
-// have discarded the connection an interrupt leaves behind. A page is a walk of an index in its order
+// The caller's context bounds the wait for a connection and is checked every pageCheckRows rows, but does not
+// interrupt SQLite: that takes a goroutine per query watching the context. A page is a walk of an index in its order
 // (TestListPlansUseIndexOrder), so the rows between two checks are a fraction of a millisecond.
 //
 // The pool owns its connections, so their statements are finalised before the connection is closed, which a
@@ -32,20 +30,19 @@ var errStoreClosed = errors.New("sqlite: store is closed")
 
 // pagePool is a fixed number of read-only connections, opened on first use.
 type pagePool struct {
-	open  func() (driver.Conn, error)
+	open  func() (*liteConn, error)
 	conns chan *pageConn // the idle ones; a pageConn with a nil conn is not yet opened
 	size  int
 	done  chan struct{} // closed by close
 	once  sync.Once
 }
 
-// pageConn is one connection of a pagePool and the statements prepared on it.
+// pageConn is one connection of a pagePool.
 type pageConn struct {
-	conn  driver.Conn
-	stmts [numStmts]driver.Stmt
+	conn *liteConn
 }
 
-func newPagePool(size int, open func() (driver.Conn, error)) *pagePool {
+func newPagePool(size int, open func() (*liteConn, error)) *pagePool {
 	p := &pagePool{open: open, conns: make(chan *pageConn, size), size: size, done: make(chan struct{})}
 	for range size {
 		p.conns <- &pageConn{}
@@ -89,45 +86,29 @@ func (p *pagePool) close() error {
 }
 
 func (c *pageConn) close() error {
-	var errs []error
-	for i, st := range c.stmts {
-		if st != nil {
-			errs = append(errs, st.Close())
-			c.stmts[i] = nil
-		}
-	}
-	if c.conn != nil {
-		errs = append(errs, c.conn.Close())
-		c.conn = nil
-	}
-	return errors.Join(errs...)
-}
-
-// query runs statement id, opening the connection and preparing the statement first if needed.
-func (c *pageConn) query(p *pagePool, id stmtID, args []driver.NamedValue) (driver.Rows, error) {
-	var err error
 	if c.conn == nil {
-		if c.conn, err = p.open(); err != nil {
-			return nil, err
-		}
+		return nil
 	}
-	st := c.stmts[id]
-	if st == nil {
-		if st, err = c.conn.Prepare(stmtSQL[id]); err != nil {
-			return nil, err
-		}
-		c.stmts[id] = st
-	}
-	return st.(driver.StmtQueryContext).QueryContext(context.Background(), args)
+	err := c.conn.close()
+	c.conn = nil
+	return err
 }
 
-// failed drops the connection after an error if the driver says it is no longer usable, as database/sql
-// would; the next read opens a new one.
-func (c *pageConn) failed() {
-	if v, ok := c.conn.(driver.Validator); ok && !v.IsValid() {
-		_ = c.close()
+// query runs statement id, opening the connection first if needed.
+func (c *pageConn) query(p *pagePool, id stmtID, args []any) (liteRows, error) {
+	if c.conn == nil {
+		conn, err := p.open()
+		if err != nil {
+			return liteRows{}, err
+		}
+		c.conn = conn
 	}
+	return c.conn.query(id, args)
 }
+
+// failed drops the connection after an SQLite error, whatever it was (a busy file, I/O, a full disk): the
+// next read opens a new one, which costs little beside an error.
+func (c *pageConn) failed() { _ = c.close() }
 
 // listPage is list for the reads of the page pool: at most n rows (all when n < 0) of statement id.
 func listPage[T any](ctx context.Context, p *pagePool, what string, n int, row rowScanner[T], id stmtID, args ...any) ([]T, error) {
@@ -142,49 +123,41 @@ func readPage[T any](ctx context.Context, p *pagePool, n int, row rowScanner[T],
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	named := make([]driver.NamedValue, len(args))
-	for i, a := range args {
-		v, err := driver.DefaultParameterConverter.ConvertValue(a) // as database/sql converts them
-		if err != nil {
-			return nil, err
-		}
-		named[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
-	}
 	c, err := p.get(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer p.put(c)
-	rows, err := c.query(p, id, named)
+	rows, err := c.query(p, id, args)
 	if err != nil {
 		c.failed()
 		return nil, err
 	}
-	vals := make([]driver.Value, row.columns())
+	var cols columnReader = rows // boxed once a page, not once a row
 	out := make([]T, 0, min(max(n, 0), 128))
+	sqliteErr := false
 	for n < 0 || len(out) < n {
 		if len(out)%pageCheckRows == pageCheckRows-1 {
 			if err = ctx.Err(); err != nil {
 				break
 			}
 		}
-		if err = rows.Next(vals); err != nil {
-			if err == io.EOF {
-				err = nil
-			}
+		var more bool
+		if more, err = rows.next(); !more {
+			sqliteErr = err != nil
 			break
 		}
 		var v T
-		if v, err = row.value(vals); err != nil {
+		if v, err = row.value(cols); err != nil {
 			break
 		}
 		out = append(out, v)
 	}
-	if cerr := rows.Close(); err == nil {
-		err = cerr
+	rows.reset()
+	if sqliteErr {
+		c.failed()
 	}
 	if err != nil {
-		c.failed()
 		return nil, err
 	}
 	return out, nil

@@ -146,7 +146,7 @@ func listRows[T any](ctx context.Context, r reads, what string, n int, row rowSc
 			var zero T
 			return zero, err
 		}
-		return row.value(vals)
+		return row.value(driverRow(vals))
 	}, id, args...)
 }
 
@@ -225,32 +225,43 @@ func (r reads) ListParticipantSummaries(ctx context.Context, stage ivs.StageID, 
 	return listRows(ctx, r, "participant summaries", limit(p), summaryRow{}, qListParticipantSummaries+variant, args...)
 }
 
-// A rowScanner makes a T of one row of its statement: the row's columns as the driver gives them (a string
-// for TEXT, an int64 for INTEGER). The driver's strings are the row's own (it copies them out of SQLite), so
-// T keeps them without a copy. A scan function's Scan(&local, ...) through an interface makes each local
-// escape to the heap, an allocation per column and row (a third of a ListParticipants page's allocations,
-// profiled), and database/sql assigns an int64 to an *int64 through reflection; reading the columns as
-// values does neither.
+// A rowScanner makes a T of one row of its statement, read through a columnReader: the page pool's statement
+// outside a transaction (liteRows, lite.go), the driver's values inside one (driverRow). A scan function's
+// Scan(&local, ...) through an interface makes each local escape to the heap, an allocation per column and
+// row (a third of a ListParticipants page's allocations, profiled), and database/sql assigns an int64 to an
+// *int64 through reflection; reading the columns as values does neither.
 type rowScanner[T any] interface {
 	columns() int
-	value(cols []driver.Value) (T, error)
+	value(cols columnReader) (T, error)
 }
 
-// text and integer read a TEXT and an INTEGER column.
-func text(v driver.Value, column string) (string, error) {
-	switch s := v.(type) {
+// columnReader reads column i of the current row; column names the column for errors.
+type columnReader interface {
+	text(i int, column string) (string, error)
+	// symbol is text for a column of few distinct values (a state, an event name), which a reader may intern.
+	symbol(i int, column string) (string, error)
+	integer(i int, column string) (int64, error)
+}
+
+// driverRow is a row as the driver gives it: a string for TEXT (the row's own copy), an int64 for INTEGER.
+type driverRow []driver.Value
+
+func (r driverRow) text(i int, column string) (string, error) {
+	switch s := r[i].(type) {
 	case string:
 		return s, nil
 	case []byte:
 		return string(s), nil
 	}
-	return "", fmt.Errorf("column %s holds %T, not text", column, v)
+	return "", fmt.Errorf("column %s holds %T, not text", column, r[i])
 }
 
-func integer(v driver.Value, column string) (int64, error) {
-	n, ok := v.(int64)
+func (r driverRow) symbol(i int, column string) (string, error) { return r.text(i, column) }
+
+func (r driverRow) integer(i int, column string) (int64, error) {
+	n, ok := r[i].(int64)
 	if !ok {
-		return 0, fmt.Errorf("column %s holds %T, not an integer", column, v)
+		return 0, fmt.Errorf("column %s holds %T, not an integer", column, r[i])
 	}
 	return n, nil
 }
@@ -260,14 +271,14 @@ type summaryRow struct{}
 
 func (summaryRow) columns() int { return 6 }
 
-func (summaryRow) value(cols []driver.Value) (store.ParticipantSummary, error) {
+func (summaryRow) value(cols columnReader) (store.ParticipantSummary, error) {
 	var s store.ParticipantSummary
-	id, err1 := text(cols[0], "id")
-	user, err2 := text(cols[1], "user_id")
-	state, err3 := text(cols[2], "state")
-	joined, err4 := integer(cols[3], "first_join_time")
-	published, err5 := integer(cols[4], "published")
-	recState, err6 := text(cols[5], "recording_state")
+	id, err1 := cols.text(0, "id")
+	user, err2 := cols.text(1, "user_id")
+	state, err3 := cols.symbol(2, "state")
+	joined, err4 := cols.integer(3, "first_join_time")
+	published, err5 := cols.integer(4, "published")
+	recState, err6 := cols.symbol(5, "recording_state")
 	if err := errors.Join(err1, err2, err3, err4, err5, err6); err != nil {
 		return s, err
 	}
@@ -333,12 +344,12 @@ type eventRow struct {
 
 func (eventRow) columns() int { return 5 }
 
-func (r eventRow) value(cols []driver.Value) (ivs.Event, error) {
-	seq, err1 := integer(cols[0], "seq")
-	name, err2 := text(cols[1], "name")
-	t, err3 := integer(cols[2], "time")
-	remote, err4 := text(cols[3], "remote_participant_id")
-	code, err5 := text(cols[4], "error_code")
+func (r eventRow) value(cols columnReader) (ivs.Event, error) {
+	seq, err1 := cols.integer(0, "seq")
+	name, err2 := cols.symbol(1, "name")
+	t, err3 := cols.integer(2, "time")
+	remote, err4 := cols.text(3, "remote_participant_id")
+	code, err5 := cols.symbol(4, "error_code")
 	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
 		return ivs.Event{}, err
 	}

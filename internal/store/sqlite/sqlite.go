@@ -15,7 +15,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -189,8 +188,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 			return nil, fmt.Errorf("sqlite: prepare %q: %w", stmtSQL[id], err)
 		}
 	}
-	readDSN := dsn(abs, cfg, false)
-	s.pages = newPagePool(cfg.readers, func() (driver.Conn, error) { return s.r.Driver().Open(readDSN) })
+	s.pages = newPagePool(cfg.readers, func() (*liteConn, error) { return openLite(fileURI(abs), cfg.busyTimeout) })
 	s.reads = reads{q: poolStmts{&s.rstmts, s.pages}}
 	ok = true
 	return s, nil
@@ -219,10 +217,6 @@ func createFile(path string) error {
 // dsn builds the modernc DSN: a file: URI (so that '?' or '#' in a path cannot be taken for parameters) with
 // the pragmas every connection of the pool runs when it opens.
 func dsn(path string, cfg config, writer bool) string {
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path)}
-	if !strings.HasPrefix(u.Path, "/") { // Windows: file:///C:/...
-		u.Path = "/" + u.Path
-	}
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", cfg.busyTimeout.Milliseconds()))
 	q.Add("_pragma", "foreign_keys(1)")
@@ -235,7 +229,16 @@ func dsn(path string, cfg config, writer bool) string {
 	} else {
 		q.Add("_pragma", "query_only(1)")
 	}
-	return u.String() + "?" + q.Encode()
+	return fileURI(path) + "?" + q.Encode()
+}
+
+// fileURI is the file: URI of path, so that '?' or '#' in a path cannot be taken for parameters.
+func fileURI(path string) string {
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path)}
+	if !strings.HasPrefix(u.Path, "/") { // Windows: file:///C:/...
+		u.Path = "/" + u.Path
+	}
+	return u.String()
 }
 
 // Path returns the absolute path of the database file.
