@@ -17,8 +17,8 @@ import (
 // what was left (lite.go says why).
 //
 // The caller's context bounds the wait for a connection and is checked every pageCheckRows rows, but does not
-// interrupt SQLite: that takes a goroutine per query watching the context. A page is a walk of an index in its order
-// (TestListPlansUseIndexOrder), so the rows between two checks are a fraction of a millisecond.
+// interrupt SQLite: that takes a goroutine per query watching the context. A page is a walk of an index in its
+// order (TestListPlansUseIndexOrder), so the rows between two checks are a fraction of a millisecond.
 //
 // The pool owns its connections, so their statements are finalised before the connection is closed, which a
 // statement cache keyed by database/sql's connections (sql.Conn.Raw) could not know when to do.
