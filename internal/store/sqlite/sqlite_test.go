@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -103,6 +104,9 @@ func TestFileModeAndPragmas(t *testing.T) {
 				t.Errorf("PRAGMA %s = %s, want %s", name, got, want)
 			}
 		}
+	}
+	if got, want := pragma(s.w, "wal_autocheckpoint"), strconv.Itoa(walCheckpointPages); got != want {
+		t.Errorf("writer wal_autocheckpoint = %s, want %s", got, want)
 	}
 	if got := pragma(s.r, "query_only"); got != "1" {
 		t.Errorf("reader query_only = %s", got)
