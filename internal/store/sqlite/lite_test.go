@@ -153,3 +153,41 @@ func TestLiteErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// panicRow panics on its first row, as a bug in a scanner would.
+type panicRow struct{}
+
+func (panicRow) columns() int { return 6 }
+func (panicRow) value(columnReader) (store.ParticipantSummary, error) {
+	panic("scanner bug")
+}
+
+// TestPagePanicLeavesNoSnapshot: a page read that panics (recovered by its caller, as net/http recovers a
+// handler) does not hand its connection back with the statement still stepping: that connection would keep
+// its read snapshot, and the next page read on it would not see later commits.
+func TestPagePanicLeavesNoSnapshot(t *testing.T) {
+	s, st, sess, _ := pagesFixture(t, WithReaders(1))
+	ctx := context.Background()
+	variant, args, err := participantQuery(st, sess, store.ParticipantFilter{}, store.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the scanner's panic did not reach the caller")
+			}
+		}()
+		_, _ = listPage(ctx, s.pages, "participant summaries", 10, panicRow{}, qListParticipantSummaries+variant, args...)
+	}()
+	user := "after-the-panic"
+	p := ivs.Participant{StageID: st, SessionID: sess, ID: ivs.NewParticipantID(), UserID: user, State: ivs.StateConnected,
+		FirstJoinTime: time.Now().UTC()}
+	if err := s.Update(ctx, func(tx store.Tx) error { return tx.PutParticipant(ctx, p) }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ListParticipantSummaries(ctx, st, sess, store.ParticipantFilter{UserID: &user}, store.Page{})
+	if err != nil || len(got) != 1 || got[0].ID != p.ID {
+		t.Fatalf("a page read after the panic, on the pool's only connection: %+v, %v", got, err)
+	}
+}

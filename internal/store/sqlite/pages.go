@@ -133,6 +133,15 @@ func readPage[T any](ctx context.Context, p *pagePool, n int, row rowScanner[T],
 		c.failed()
 		return nil, err
 	}
+	ended := false
+	defer func() {
+		// A panic while reading (the caller's recover, net/http's): a statement left stepping would keep its
+		// read snapshot on a pooled connection, stale pages and a WAL that cannot checkpoint past it.
+		if !ended {
+			rows.reset()
+			c.failed()
+		}
+	}()
 	var cols columnReader = rows // boxed once a page, not once a row
 	out := make([]T, 0, min(max(n, 0), 128))
 	sqliteErr := false
@@ -154,6 +163,7 @@ func readPage[T any](ctx context.Context, p *pagePool, n int, row rowScanner[T],
 		out = append(out, v)
 	}
 	rows.reset()
+	ended = true
 	if sqliteErr {
 		c.failed()
 	}
