@@ -133,18 +133,17 @@ func readPage[T any](ctx context.Context, p *pagePool, n int, row rowScanner[T],
 		c.failed()
 		return nil, err
 	}
-	ended := false
+	done, sqliteErr := false, false
 	defer func() {
-		// A panic while reading (the caller's recover, net/http's): a statement left stepping would keep its
-		// read snapshot on a pooled connection, stale pages and a WAL that cannot checkpoint past it.
-		if !ended {
-			rows.reset()
+		// Also on a panic while reading (the caller's recover, net/http's): a statement left stepping would
+		// keep its read snapshot on a pooled connection, stale pages and a WAL that cannot checkpoint past it.
+		rows.reset()
+		if !done || sqliteErr {
 			c.failed()
 		}
 	}()
 	var cols columnReader = rows // boxed once a page, not once a row
 	out := make([]T, 0, min(max(n, 0), 128))
-	sqliteErr := false
 	for n < 0 || len(out) < n {
 		if len(out)%pageCheckRows == pageCheckRows-1 {
 			if err = ctx.Err(); err != nil {
@@ -162,11 +161,7 @@ func readPage[T any](ctx context.Context, p *pagePool, n int, row rowScanner[T],
 		}
 		out = append(out, v)
 	}
-	rows.reset()
-	ended = true
-	if sqliteErr {
-		c.failed()
-	}
+	done = true
 	if err != nil {
 		return nil, err
 	}
