@@ -8,6 +8,18 @@ import (
 	"github.com/openstage/openstage/internal/ivs"
 )
 
+// detail is the participant event detail as FromEvent wrote it before appendDetail, through encoding/json:
+// the reference appendDetail is held to.
+type detail struct {
+	SessionID           string `json:"session_id"`
+	EventName           string `json:"event_name"`
+	EventTime           string `json:"event_time"`
+	UserID              string `json:"user_id"`
+	ParticipantID       string `json:"participant_id"`
+	RemoteParticipantID string `json:"remote_participant_id,omitempty"`
+	ErrorCode           string `json:"error_code,omitempty"`
+}
+
 // marshalDetail is what FromEvent wrote before appendDetail: the detail through encoding/json.
 func marshalDetail(t testing.TB, e ivs.Event, userID string) string {
 	t.Helper()
