@@ -331,8 +331,8 @@ const msgAmzDateFormat = "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMM
 
 // parseAmzDate parses the ISO 8601 basic format of X-Amz-Date (the header or the presigned query
 // parameter), yyyyMMdd'T'HHmmss'Z', as time.Parse(amzDateLayout, d) does and requiring the two-digit
-// hour that Parse does not: the same
-// answer (TestParseAmzDate), at a tenth of the cost (time.Parse was 4% of a GetParticipant's handler).
+// hour that Parse does not: the same answer (TestParseAmzDate), at a tenth of the cost (time.Parse was 4%
+// of a GetParticipant's handler).
 func parseAmzDate(d string) (time.Time, bool) {
 	if len(d) != len(amzDateLayout) || d[8] != 'T' || d[15] != 'Z' {
 		return time.Time{}, false
