@@ -42,40 +42,43 @@ const maxSymbols = 256
 
 // openLite opens the database at uri (a file: URI, as dsn makes) for reading only: query_only, with the
 // store's busy timeout.
-func openLite(uri string, busyTimeout time.Duration) (*liteConn, error) {
+func openLite(uri string, busyTimeout time.Duration) (_ *liteConn, err error) {
 	c := &liteConn{tls: libc.NewTLS(), symbols: map[string]string{}}
+	defer func() {
+		if err != nil {
+			_ = c.close() // sqlite3_open_v2 may leave a handle to close even when it fails
+		}
+	}()
 	name, err := libc.CString(uri)
 	if err != nil {
-		c.tls.Close()
 		return nil, err
 	}
-	out := c.tls.Alloc(int(unsafe.Sizeof(uintptr(0))))
-	rc := sqlite3.Xsqlite3_open_v2(c.tls, name, out,
-		sqlite3.SQLITE_OPEN_READWRITE|sqlite3.SQLITE_OPEN_URI|sqlite3.SQLITE_OPEN_NOMUTEX, 0)
-	c.db = readPointer(out)
-	c.tls.Free(int(unsafe.Sizeof(uintptr(0))))
-	libc.Xfree(c.tls, name)
+	defer libc.Xfree(c.tls, name) // before the close above: deferred calls run last first
+	db, rc := c.outPointer(func(out uintptr) int32 {
+		return sqlite3.Xsqlite3_open_v2(c.tls, name, out, sqlite3.SQLITE_OPEN_READWRITE|sqlite3.SQLITE_OPEN_URI|sqlite3.SQLITE_OPEN_NOMUTEX, 0)
+	})
+	c.db = db
 	if rc != sqlite3.SQLITE_OK {
-		err := c.err(rc)
-		_ = c.close() // sqlite3_open_v2 may leave a handle to close even when it fails
-		return nil, fmt.Errorf("open: %w", err)
+		return nil, fmt.Errorf("open: %w", c.err(rc))
 	}
 	if rc := sqlite3.Xsqlite3_busy_timeout(c.tls, c.db, int32(busyTimeout.Milliseconds())); rc != sqlite3.SQLITE_OK {
-		err := c.err(rc)
-		_ = c.close()
-		return nil, err
+		return nil, c.err(rc)
 	}
 	// query_only, as the store's other readers (dsn): a statement of this pool can never write.
 	if err := c.run("PRAGMA query_only = 1"); err != nil {
-		_ = c.close()
 		return nil, err
 	}
 	return c, nil
 }
 
-// readPointer reads the pointer SQLite wrote at p (an out parameter in libc memory).
-func readPointer(p uintptr) uintptr {
-	return *(*uintptr)(unsafe.Pointer(unsafe.SliceData(libc.GoBytes(p, int(unsafe.Sizeof(uintptr(0)))))))
+// outPointer calls fn with a pointer-sized out parameter in libc memory and returns what fn wrote there
+// with fn's result code.
+func (c *liteConn) outPointer(fn func(out uintptr) int32) (uintptr, int32) {
+	const size = int(unsafe.Sizeof(uintptr(0)))
+	out := c.tls.Alloc(size)
+	defer c.tls.Free(size)
+	rc := fn(out)
+	return *(*uintptr)(unsafe.Pointer(unsafe.SliceData(libc.GoBytes(out, size)))), rc
 }
 
 // err is the error SQLite reports for result code rc.
@@ -104,12 +107,12 @@ func (c *liteConn) prepare(sql string) (uintptr, error) {
 		return 0, err
 	}
 	defer libc.Xfree(c.tls, text)
-	out := c.tls.Alloc(int(unsafe.Sizeof(uintptr(0))))
-	defer c.tls.Free(int(unsafe.Sizeof(uintptr(0))))
-	if rc := sqlite3.Xsqlite3_prepare_v3(c.tls, c.db, text, -1, sqlite3.SQLITE_PREPARE_PERSISTENT, out, 0); rc != sqlite3.SQLITE_OK {
+	st, rc := c.outPointer(func(out uintptr) int32 {
+		return sqlite3.Xsqlite3_prepare_v3(c.tls, c.db, text, -1, sqlite3.SQLITE_PREPARE_PERSISTENT, out, 0)
+	})
+	if rc != sqlite3.SQLITE_OK {
 		return 0, c.err(rc)
 	}
-	st := readPointer(out)
 	if st == 0 {
 		return 0, fmt.Errorf("sqlite: no statement in %q", sql)
 	}

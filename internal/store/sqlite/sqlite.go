@@ -223,8 +223,8 @@ func createFile(path string) error {
 // is unchanged: a commit is still acknowledged after the fsync of the WAL.
 const walCheckpointPages = 4000
 
-// dsn builds the modernc DSN: a file: URI (so that '?' or '#' in a path cannot be taken for parameters) with
-// the pragmas every connection of the pool runs when it opens.
+// dsn builds the modernc DSN: the file's URI (fileURI) with the pragmas every connection of the pool runs
+// when it opens.
 func dsn(path string, cfg config, writer bool) string {
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", cfg.busyTimeout.Milliseconds()))
