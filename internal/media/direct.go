@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +23,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
+	"github.com/pion/transport/v4/packetio"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -136,13 +139,17 @@ const (
 // With pion set, the subscription is on pion's send path (its writer, SRTP session and mux) and the
 // directSender only answers NACKs from the fanouts' rings and sends the reports, in place of pion's
 // interceptors: the connection never has its SRTP keys.
+//
+// On either path it takes the subscription's incoming RTCP as pion's SRTCP session decrypts it
+// (rtcpSink), so no goroutine of its own reads the senders' RTCP.
 type directSender struct {
-	sfu     *SFU
-	pion    bool
-	secrets dtlsSecrets
-	pc      *webrtc.PeerConnection
-	mode    atomic.Int32
-	addr    atomic.Pointer[netip.AddrPort]
+	sfu      *SFU
+	pion     bool
+	keyframe func() // a PLI or FIR from the subscriber: the publisher's RequestKeyframe
+	secrets  dtlsSecrets
+	pc       *webrtc.PeerConnection
+	mode     atomic.Int32
+	addr     atomic.Pointer[netip.AddrPort]
 
 	ctxMu sync.Mutex // the SRTP context keeps per-SSRC rollover state
 	ctx   *srtp.Context
@@ -153,16 +160,88 @@ type directSender struct {
 	closed  bool
 }
 
-// api builds the subscription's own API: the SFU's settings and codecs, openstage as DTLS server with
-// the secrets' hooks, and no interceptors (this sender answers NACKs and sends the reports; a
-// subscription receives no media, so nothing else of pion's defaults applies).
+// api builds the subscription's own API: the SFU's settings and codecs, this sender's read streams
+// (readStream), no interceptors (this sender answers NACKs and sends the reports; a subscription
+// receives no media, so nothing else of pion's defaults applies), and on the direct path openstage as
+// DTLS server with the secrets' hooks.
 func (d *directSender) api(se webrtc.SettingEngine, m *webrtc.MediaEngine) (*webrtc.API, error) {
-	se.SetDTLSKeyLogWriter(&d.secrets)
-	se.SetDTLSServerHelloMessageHook(d.secrets.serverHello)
-	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
-		return nil, err
+	se.BufferFactory = d.readStream
+	if !d.pion {
+		se.SetDTLSKeyLogWriter(&d.secrets)
+		se.SetDTLSServerHelloMessageHook(d.secrets.serverHello)
+		if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
+			return nil, err
+		}
 	}
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(&interceptor.Registry{})), nil
+}
+
+// srtpReadLimit is what pion's SRTP session keeps of an RTP stream nobody reads (srtp's own default).
+const srtpReadLimit = 1000 * 1000
+
+// readStream makes the buffer behind each of the subscription's SRTP and SRTCP read streams, one per
+// SSRC (pion's SettingEngine.BufferFactory). An RTCP stream's is an rtcpSink, which acts on what pion's
+// SRTCP session writes to it: without it, pion buffered each SSRC's RTCP (2 KB and more per stream,
+// up to 100 KB for one nobody reads, such as the SDES of a browser's own SSRC) and openstage ran a
+// goroutine per sender to read it (docs/BENCHMARKS.md, memory per subscription). RTP streams, which a
+// subscriber has no reason to send, keep pion's buffer.
+func (d *directSender) readStream(t packetio.BufferPacketType, ssrc uint32) io.ReadWriteCloser {
+	if t == packetio.RTCPBufferPacket {
+		return &rtcpSink{d: d, ssrc: ssrc}
+	}
+	b := packetio.NewBuffer()
+	b.SetLimitSize(srtpReadLimit)
+	return b
+}
+
+// rtcpSink is the read stream of one SSRC of a subscription's RTCP: pion's SRTCP session writes each
+// packet addressed to that SSRC to it, from the session's read loop, and nothing reads it.
+type rtcpSink struct {
+	d    *directSender
+	ssrc uint32
+}
+
+// Write passes one decrypted RTCP packet on. It always succeeds: an error would only make pion's
+// session log it.
+func (r *rtcpSink) Write(b []byte) (int, error) {
+	if pkts, err := rtcp.Unmarshal(b); err == nil {
+		r.d.feedback(r.ssrc, pkts)
+	}
+	return len(b), nil
+}
+
+// Read reports the end at once: the stream is only ever written (its sender's ReadRTCP is not called).
+func (r *rtcpSink) Read([]byte) (int, error) { return 0, io.EOF }
+
+func (r *rtcpSink) Close() error { return nil }
+
+// feedback acts on the RTCP addressed to ssrc: keyframe requests go to the publisher, NACKs are
+// answered. pion's session hands a compound packet to the stream of each SSRC it names, so only the
+// packets addressed to ssrc are taken here (a NACK for the video in a compound that also reports on the
+// audio is answered once). RTCP addressed to an SSRC that is none of this subscription's streams (a
+// browser's SDES of its own SSRC, a report on an unknown stream) is dropped, as pion's unread stream
+// dropped it.
+func (d *directSender) feedback(ssrc uint32, pkts []rtcp.Packet) {
+	d.mu.Lock()
+	known := false
+	for _, s := range d.streams {
+		known = known || s.ssrc == ssrc
+	}
+	d.mu.Unlock()
+	if !known {
+		return
+	}
+	for _, p := range pkts {
+		if !slices.Contains(p.DestinationSSRC(), ssrc) {
+			continue
+		}
+		switch p.(type) {
+		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+			d.keyframe()
+		default:
+			d.onRTCP(p)
+		}
+	}
 }
 
 // srInterval is how often sender reports go out (RFC 3550 §6.2 for a small session: about 5 s is the
@@ -306,7 +385,7 @@ func (d *directSender) onRTCP(p rtcp.Packet) {
 }
 
 // directStream is one track of a direct subscription, written by its fanout's goroutine and, for
-// retransmissions, by the subscription's RTCP loop.
+// retransmissions, by pion's SRTCP read loop of the subscription (rtcpSink).
 type directStream struct {
 	d     *directSender
 	f     *fanout
@@ -435,7 +514,8 @@ func ntpTime(t time.Time) uint64 {
 const ringSize = 1024
 
 // packetRing is a fanout's last packets by sequence number, shared by all its subscribers on either
-// send path (docs/DESIGN.md §4.11): written by the forwarding goroutine, read by the subscribers' RTCP loops.
+// send path (docs/DESIGN.md §4.11): written by the forwarding goroutine, read by the subscriptions' SRTCP
+// read loops (rtcpSink).
 type packetRing struct {
 	slots [ringSize]atomic.Pointer[rtp.Packet]
 }

@@ -64,9 +64,27 @@ func testOwnFeedback(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pubPC.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+	pubTr, err := pubPC.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
 		t.Fatal(err)
 	}
+	plis := make(chan struct{}, 64) // the keyframe requests the publisher gets
+	go func() {
+		for {
+			ps, _, err := pubTr.Sender().ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, p := range ps {
+				if _, ok := p.(*rtcp.PictureLossIndication); ok {
+					select {
+					case plis <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}
+	}()
 	pub, ans, err := sfu.Publish(ctx, "stage", "pub", offerOf(t, pubPC), PublishHooks{})
 	if err != nil {
 		t.Fatal(err)
@@ -206,6 +224,26 @@ func testOwnFeedback(t *testing.T, path string) {
 		}
 	case <-ctx.Done():
 		t.Fatal("no sender report")
+	}
+
+	// A PLI from the subscriber reaches the publisher: the SFU's own request when the subscriber
+	// connected came first, and the next one is let through 300 ms later (requestKeyframe).
+	select {
+	case <-plis:
+	case <-ctx.Done():
+		t.Fatal("no keyframe request when the subscriber connected")
+	}
+	time.Sleep(400 * time.Millisecond)
+	for len(plis) > 0 {
+		<-plis
+	}
+	if err := subPC.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(sender)}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-plis:
+	case <-ctx.Done():
+		t.Fatal("the subscriber's PLI did not reach the publisher")
 	}
 }
 

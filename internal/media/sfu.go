@@ -70,10 +70,8 @@ type SFU struct {
 	tcpMux  io.Closer    // the ICE-TCP mux over tcp (its Close closes tcp)
 	pubAPI  *webrtc.API
 	subAPI  *webrtc.API // subscriptions with a simulcast video: pion's NACK responder and reports
-	// fanAPI makes the other subscriptions on pion's send path: no interceptors, their directSender
-	// answers NACKs and sends the reports (direct.go).
-	fanAPI *webrtc.API
-	// subSE and subME make a direct subscription's own API (direct.go).
+	// subSE and subME make the own API of each other subscription (directSender.api, direct.go): no
+	// interceptors, its directSender answers NACKs, sends the reports and takes its RTCP.
 	subSE webrtc.SettingEngine
 	subME *webrtc.MediaEngine
 
@@ -208,7 +206,6 @@ func New(cfg Config) (*SFU, error) {
 		return nil, err
 	}
 	s.subSE = se
-	s.fanAPI = webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(s.subME), webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
 	return s, nil
 }
 

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -53,15 +52,14 @@ func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, offer, layerPref st
 	var direct *directSender
 	// A subscription whose tracks are all fanouts answers NACKs from the fanouts' shared rings and sends
 	// its own sender reports, on either send path: pion's interceptors kept a ring per subscription and a
-	// report goroutine (docs/BENCHMARKS.md, memory per subscription). A simulcast video's selector
-	// rewrites headers per subscriber, so such a subscription keeps pion's interceptors and writer
-	// (docs/DESIGN.md §4.11).
+	// report goroutine (docs/BENCHMARKS.md, memory per subscription). Its RTCP is taken as pion's SRTCP
+	// session decrypts it (rtcpSink, through its own API), not read by a goroutine per sender. A simulcast
+	// video's selector rewrites headers per subscriber, so such a subscription keeps pion's interceptors
+	// and writer, and the RTCP loops that drive them (docs/DESIGN.md §4.11).
 	if video == nil {
-		direct = &directSender{sfu: s, pion: s.cfg.SendPath != SendPathDirect}
-		if direct.pion {
-			api = s.fanAPI
-		} else if api, err = direct.api(s.subSE, s.subME); err != nil {
-			return nil, "", fmt.Errorf("media: direct send path: %w", err)
+		direct = &directSender{sfu: s, pion: s.cfg.SendPath != SendPathDirect, keyframe: pub.RequestKeyframe}
+		if api, err = direct.api(s.subSE, s.subME); err != nil {
+			return nil, "", fmt.Errorf("media: subscription API: %w", err)
 		}
 	}
 	conf, err := s.peerConfig()
@@ -101,11 +99,10 @@ func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, offer, layerPref st
 				sub.gates[tr.Mid()] = g
 			}
 		}
-		var onFeedback func(rtcp.Packet)
 		if direct != nil {
-			onFeedback = direct.onRTCP // NACKs: no pion responder on this connection
+			continue // its RTCP goes to direct.feedback (rtcpSink)
 		}
-		if !s.goTracked(func() { s.rtcpLoop(sender, pub.RequestKeyframe, onFeedback) }) {
+		if !s.goTracked(func() { s.rtcpLoop(sender, pub.RequestKeyframe, nil) }) {
 			_ = pc.Close()
 			return nil, "", ErrClosed
 		}
