@@ -37,7 +37,7 @@ type bufEvent struct {
 	remote, code                string
 }
 
-// bufNote is a notification row to be written.
+// bufNote is a notification to be written, in a chunk (chunks.go).
 type bufNote struct {
 	seq                  int64
 	stage, session, kind string
@@ -133,12 +133,8 @@ func (t *tx) flush(ctx context.Context, ev, nt int) error {
 		t.fn.events = max(0, t.fn.events-ev)
 	}
 	if nt > 0 {
-		st := t.bound(ctx, qAppendNotification)
-		for i := range t.notes[:nt] {
-			n := &t.notes[i]
-			if _, err := st.ExecContext(ctx, n.seq, n.stage, n.session, n.kind, n.at, n.detail); err != nil {
-				return fmt.Errorf("append notification %d: %w", n.seq, err)
-			}
+		if err := t.writeChunks(ctx, t.notes[:nt]); err != nil {
+			return err
 		}
 		t.notes = t.notes[:copy(t.notes, t.notes[nt:])]
 		t.fn.notes = max(0, t.fn.notes-nt)

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/openstage/openstage/internal/ivs"
 	"github.com/openstage/openstage/internal/store"
 )
 
@@ -16,16 +15,18 @@ import (
 // transaction at a time, so what a reader sees of the log has no holes: ListNotifications needs no horizon.
 
 const (
-	// The seq is the writer's (buffer.go, seqcache.go): an explicit value in an AUTOINCREMENT column is
-	// stored as given and moves sqlite_sequence past it, as a generated one would.
-	appendNotificationSQL = `INSERT INTO notifications (seq, stage_id, session_id, kind, time, detail) VALUES (?, ?, ?, ?, ?, ?)`
+	// A chunk of buffered notifications (chunks.go, buffer.go): the seqs are the writer's (seqcache.go); an
+	// explicit value in the AUTOINCREMENT key is stored as given and moves sqlite_sequence past it, as a
+	// generated one would.
+	appendChunkSQL = `INSERT INTO notification_chunks (last_seq, first_seq, time, data) VALUES (?, ?, ?, ?)`
 	// The last seq the log has handed out, even if deleted since: AUTOINCREMENT never reuses one.
-	lastNotificationSeqSQL = `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'notifications'), 0),
-		coalesce((SELECT max(seq) FROM notifications), 0))`
-	notificationCols = `seq, stage_id, session_id, kind, time, detail`
+	lastNotificationSeqSQL = `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'notification_chunks'), 0),
+		coalesce((SELECT max(last_seq) FROM notification_chunks), 0))`
+	lastChunkSQL = `SELECT coalesce(max(last_seq), 0) FROM notification_chunks`
 )
 
-// AppendNotification buffers n with the seq after the log's last (buffer.go).
+// AppendNotification buffers n with the seq after the log's last (buffer.go); the transaction's
+// notifications are written as chunks (chunks.go).
 func (t *tx) AppendNotification(ctx context.Context, n *store.Notification) error {
 	at, err := nanos(n.Time)
 	if err != nil {
@@ -45,30 +46,51 @@ func (t *tx) AppendNotification(ctx context.Context, n *store.Notification) erro
 	return nil
 }
 
-func scanNotification(sc scanner) (store.Notification, error) {
-	var n store.Notification
-	var stage, session, detail string
-	var at int64
-	if err := sc.Scan(&n.Seq, &stage, &session, &n.Kind, &at, &detail); err != nil {
-		return n, err
+// writeChunks writes notes, consecutive seqs, as chunks.
+func (t *tx) writeChunks(ctx context.Context, notes []bufNote) error {
+	st := t.bound(ctx, qAppendChunk)
+	for len(notes) > 0 {
+		n := chunkSize(notes)
+		b := t.chunk[:0]
+		for i := range notes[:n] {
+			b = appendChunkNote(b, &notes[i])
+		}
+		t.chunk = b
+		at := notes[0].at
+		for i := range notes[1:n] {
+			at = max(at, notes[1+i].at)
+		}
+		if _, err := st.ExecContext(ctx, notes[n-1].seq, notes[0].seq, at, b); err != nil {
+			return fmt.Errorf("append notifications %d-%d: %w", notes[0].seq, notes[n-1].seq, err)
+		}
+		notes = notes[n:]
 	}
-	n.StageID, n.SessionID, n.Time, n.Detail = ivs.StageID(stage), ivs.SessionID(session), fromNanos(at), []byte(detail)
-	return n, nil
+	return nil
 }
 
+// ListNotifications reads the chunks that hold seqs above after, in order, until it has limit
+// notifications.
 func (s *Store) ListNotifications(ctx context.Context, after int64, limit int) ([]store.Notification, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+notificationCols+` FROM notifications WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT first_seq, last_seq, data FROM notification_chunks WHERE last_seq > ? ORDER BY last_seq`, after)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list notifications: %w", err)
 	}
 	defer rows.Close()
 	var out []store.Notification
-	for rows.Next() {
-		n, err := scanNotification(rows)
-		if err != nil {
+	for len(out) < limit && rows.Next() {
+		var first, last int64
+		var data []byte
+		if err := rows.Scan(&first, &last, &data); err != nil {
 			return nil, fmt.Errorf("sqlite: list notifications: %w", err)
 		}
-		out = append(out, n)
+		ns, err := decodeChunk(first, last, data, after, limit-len(out))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ns...)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: list notifications: %w", err)
@@ -77,20 +99,26 @@ func (s *Store) ListNotifications(ctx context.Context, after int64, limit int) (
 }
 
 func (s *Store) GetNotification(ctx context.Context, seq int64) (store.Notification, error) {
-	n, err := scanNotification(s.r.QueryRowContext(ctx, `SELECT `+notificationCols+` FROM notifications WHERE seq = ?`, seq))
-	if errors.Is(err, sql.ErrNoRows) {
-		return n, fmt.Errorf("sqlite: notification %d: %w", seq, store.ErrNotFound)
+	var first, last int64
+	var data []byte
+	err := s.r.QueryRowContext(ctx, `SELECT first_seq, last_seq, data FROM notification_chunks WHERE last_seq >= ? ORDER BY last_seq LIMIT 1`,
+		seq).Scan(&first, &last, &data)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && first > seq) {
+		return store.Notification{}, fmt.Errorf("sqlite: notification %d: %w", seq, store.ErrNotFound)
 	}
 	if err != nil {
-		return n, fmt.Errorf("sqlite: notification %d: %w", seq, err)
+		return store.Notification{}, fmt.Errorf("sqlite: notification %d: %w", seq, err)
 	}
-	return n, nil
+	ns, err := decodeChunk(first, last, data, seq-1, 1)
+	if err != nil {
+		return store.Notification{}, err
+	}
+	return ns[0], nil
 }
 
 func (s *Store) LastNotification(ctx context.Context) (int64, error) {
 	var seq int64
-	err := s.r.QueryRowContext(ctx, `SELECT coalesce((SELECT max(seq) FROM notifications), 0)`).Scan(&seq)
-	if err != nil {
+	if err := s.r.QueryRowContext(ctx, lastChunkSQL).Scan(&seq); err != nil {
 		return 0, fmt.Errorf("sqlite: last notification: %w", err)
 	}
 	return seq, nil
@@ -106,7 +134,7 @@ func (s *Store) AcquireDelivery(ctx context.Context, endpoint, owner string, ttl
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			// A new endpoint starts at the log's end.
-			if err := t.sqlTx(c, false).QueryRowContext(c, `SELECT coalesce(max(seq), 0) FROM notifications`).Scan(&cursor); err != nil {
+			if err := t.sqlTx(c, false).QueryRowContext(c, lastChunkSQL).Scan(&cursor); err != nil {
 				return err
 			}
 			_, err = t.sqlTx(c, true).ExecContext(c, `INSERT INTO webhook_deliveries (endpoint, cursor, owner, lease_until) VALUES (?, ?, ?, ?)`,
@@ -218,23 +246,23 @@ func (s *Store) ReplayDeadLetters(ctx context.Context, endpoint string, seqs []i
 	return int(n), nil
 }
 
-// pruneNotifications is the notification log's part of the retention job (DeleteEndedBefore): notifications
-// older than before go, a batch per transaction, and with them the dead letters that named them (a replay
-// would have nothing to send).
+// pruneNotifications is the notification log's part of the retention job (DeleteEndedBefore): the chunks
+// whose notifications are all older than before go, a batch of chunks per transaction, and with them the
+// dead letters that named their notifications (a replay would have nothing to send).
 func (s *Store) pruneNotifications(ctx context.Context, before int64) error {
 	for {
 		var n int64
 		err := s.update(ctx, func(t *tx) error {
-			res, err := t.sqlTx(ctx, true).ExecContext(t.detach(ctx), `DELETE FROM notifications WHERE seq IN
-				(SELECT seq FROM notifications WHERE time < ? ORDER BY seq LIMIT ?)`, before, s.cfg.deleteBatch)
+			res, err := t.sqlTx(ctx, true).ExecContext(t.detach(ctx), `DELETE FROM notification_chunks WHERE last_seq IN
+				(SELECT last_seq FROM notification_chunks WHERE time < ? ORDER BY last_seq LIMIT ?)`, before, s.cfg.deleteBatch)
 			if err != nil {
 				return err
 			}
 			if n, err = res.RowsAffected(); err != nil || n == 0 {
 				return err
 			}
-			_, err = t.sqlTx(ctx, true).ExecContext(t.detach(ctx), `DELETE FROM webhook_dead_letters
-				WHERE NOT EXISTS (SELECT 1 FROM notifications n WHERE n.seq = webhook_dead_letters.seq)`)
+			_, err = t.sqlTx(ctx, true).ExecContext(t.detach(ctx), `DELETE FROM webhook_dead_letters WHERE coalesce((SELECT c.first_seq
+				FROM notification_chunks c WHERE c.last_seq >= webhook_dead_letters.seq ORDER BY c.last_seq LIMIT 1), seq + 1) > seq`)
 			return err
 		})
 		if err != nil {

@@ -85,7 +85,7 @@ const (
 	qInsertStorageConfiguration
 	qDeleteStorageConfiguration
 	qSetParticipantRecording
-	qAppendNotification
+	qAppendChunk
 
 	numStmts
 	firstWrite = qInsertStage
@@ -230,7 +230,7 @@ func init() {
 	q[qInsertStorageConfiguration] = `INSERT INTO storage_configurations (` + storageCols + `) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`
 	q[qDeleteStorageConfiguration] = `DELETE FROM storage_configurations WHERE id = ?`
 
-	q[qAppendNotification] = appendNotificationSQL // outbox.go
+	q[qAppendChunk] = appendChunkSQL // outbox.go
 
 	for i, s := range q {
 		if s == "" {

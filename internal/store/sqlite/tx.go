@@ -23,6 +23,7 @@ type tx struct {
 	// running fn's begin.
 	events []bufEvent
 	notes  []bufNote
+	chunk  []byte // a notification chunk's blob, being built (outbox.go)
 	fn     fnState
 	// broken: writing buffered rows failed, so the transaction cannot commit what its members wrote.
 	broken error
