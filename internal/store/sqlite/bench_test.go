@@ -146,6 +146,79 @@ func BenchmarkIngest(b *testing.B) {
 	b.ReportMetric(float64(stats.Updates)/float64(max(stats.Commits, 1)), "events/commit")
 }
 
+// BenchmarkNotificationRows is what a notification costs SQLite beside its event, without the store around
+// it: events of 256 participants inserted by prepared statements, 200 to a synchronous=FULL transaction, alone
+// ("events"), each with a notification row in the table migration 0004 made ("rows", as the store wrote them
+// before 0007), and with one chunk row per transaction holding the transaction's notifications ("chunk", as
+// the store writes them now). ns/op is per event. docs/BENCHMARKS.md, "Fifth pass".
+func BenchmarkNotificationRows(b *testing.B) {
+	const perTx, participants = 200, 256
+	detail := `{"event_name":"Participant Subscribed","user_id":"user-0000000000000000","session_id":"st-AAAAAAAAAAAA","participant_id":"AAAAAAAAAAAA","remote_participant_id":"BBBBBBBBBBBB"}`
+	for _, mode := range []string{"events", "rows", "chunk"} {
+		b.Run(mode, func(b *testing.B) {
+			ctx := context.Background()
+			path := filepath.Join(b.TempDir(), "rows.db")
+			s := openTest(b, path)
+			if _, err := s.w.ExecContext(ctx, `CREATE TABLE notifications (seq INTEGER PRIMARY KEY AUTOINCREMENT,
+				stage_id TEXT NOT NULL, session_id TEXT NOT NULL DEFAULT '', kind TEXT NOT NULL, time INTEGER NOT NULL,
+				detail TEXT NOT NULL); CREATE INDEX notifications_by_time ON notifications (time)`); err != nil {
+				b.Fatal(err)
+			}
+			stage, session := ivs.NewStageID(), ivs.NewSessionID()
+			parts := make([]string, participants)
+			for i := range parts {
+				parts[i] = string(ivs.NewParticipantID())
+			}
+			prepare := func(q string) *sql.Stmt {
+				st, err := s.w.PrepareContext(ctx, q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { st.Close() })
+				return st
+			}
+			insEvent := prepare(`INSERT INTO events (stage_id, session_id, participant_id, seq, name, time, remote_participant_id, error_code)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+			insRow := prepare(`INSERT INTO notifications (seq, stage_id, session_id, kind, time, detail) VALUES (?, ?, ?, ?, ?, ?)`)
+			insChunk := prepare(appendChunkSQL)
+			var chunk []byte
+			b.ResetTimer()
+			for done := 0; done < b.N; {
+				tx, err := s.w.BeginTx(ctx, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				chunk = chunk[:0]
+				first := done + 1
+				for i := 0; i < perTx && done < b.N; i++ {
+					done++
+					at := time.Now().UnixNano()
+					if _, err := tx.StmtContext(ctx, insEvent).ExecContext(ctx, string(stage), string(session), parts[done%participants], done,
+						"SUBSCRIBE_STARTED", at, parts[0], ""); err != nil {
+						b.Fatal(err)
+					}
+					switch mode {
+					case "rows":
+						if _, err := tx.StmtContext(ctx, insRow).ExecContext(ctx, done, string(stage), string(session), "SUBSCRIBE_STARTED", at, detail); err != nil {
+							b.Fatal(err)
+						}
+					case "chunk":
+						chunk = appendChunkNote(chunk, &bufNote{stage: string(stage), session: string(session), kind: "SUBSCRIBE_STARTED", at: at, detail: detail})
+					}
+				}
+				if mode == "chunk" {
+					if _, err := tx.StmtContext(ctx, insChunk).ExecContext(ctx, done, first, time.Now().UnixNano(), chunk); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := tx.Commit(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // listBench is the database BenchmarkListPages reads, seeded as openstage bench seeds its API part
 // (internal/bench, seed): one session of 10,000 participants, each with JOINED and LEFT, and one of them
 // with a long event history (benchEvents events).
