@@ -89,12 +89,13 @@ func decodeChunk(first, last int64, data []byte, after int64, limit int) ([]stor
 				return nil, fmt.Errorf("%w %d-%d", errChunk, first, last)
 			}
 		}
-		if seq <= after || (limit >= 0 && len(out) == limit) {
-			continue
-		}
+		// Every record is checked whole, returned or not, so that a chunk reads the same to every reader.
 		at, err := strconv.ParseInt(string(f[3]), 10, 64)
 		if err != nil {
 			return nil, fmt.Errorf("%w %d-%d: time %q", errChunk, first, last, f[3])
+		}
+		if seq <= after || (limit >= 0 && len(out) == limit) {
+			continue
 		}
 		out = append(out, store.Notification{Seq: seq, StageID: ivs.StageID(f[0]), SessionID: ivs.SessionID(f[1]),
 			Kind: string(f[2]), Time: fromNanos(at), Detail: append([]byte(nil), f[4]...)})

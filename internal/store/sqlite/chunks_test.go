@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -89,12 +90,26 @@ func TestChunkCorrupt(t *testing.T) {
 }
 
 func FuzzDecodeChunk(f *testing.F) {
-	f.Add([]byte(appendChunkNote(nil, &bufNote{stage: "a", session: "b", kind: "JOINED", at: 3, detail: `{"x":1}`})), int64(1), int64(1))
-	f.Add([]byte("1:a,1:b,1:c,1:2,2:{},"), int64(4), int64(5))
-	f.Fuzz(func(t *testing.T, data []byte, first, last int64) {
+	f.Add([]byte(appendChunkNote(nil, &bufNote{stage: "a", session: "b", kind: "JOINED", at: 3, detail: `{"x":1}`})), int64(1), int64(1), int64(0), int8(-1))
+	f.Add([]byte("1:a,1:b,1:c,1:2,2:{},1:a,1:b,1:c,1:A,2:{},"), int64(4), int64(5), int64(4), int8(1))
+	f.Fuzz(func(t *testing.T, data []byte, first, last, after int64, limit int8) {
 		ns, err := decodeChunk(first, last, data, first-1, -1)
+		// A window of the chunk is the same window of the whole, and fails where the whole fails.
+		win, werr := decodeChunk(first, last, data, after, int(limit))
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("whole: %v; after %d limit %d: %v", err, after, limit, werr)
+		}
 		if err != nil {
 			return
+		}
+		var want []store.Notification
+		for _, n := range ns {
+			if n.Seq > after && (limit < 0 || len(want) < int(limit)) {
+				want = append(want, n)
+			}
+		}
+		if fmt.Sprint(win) != fmt.Sprint(want) {
+			t.Fatalf("after %d limit %d: %+v, want %+v", after, limit, win, want)
 		}
 		if len(ns) != int(last-first+1) {
 			t.Fatalf("%d notifications from chunk %d-%d", len(ns), first, last)
@@ -276,5 +291,140 @@ func TestMigrationToNotificationChunks(t *testing.T) {
 	}
 	if n.Seq != 7 {
 		t.Fatalf("the first seq after the migration is %d, want 7 (6 was handed out before)", n.Seq)
+	}
+}
+
+// appendNotes is one Update appending a notification for each of details, at times t0 + i s, and returns
+// their seqs.
+func appendNotes(t *testing.T, s *Store, t0 time.Time, details ...string) ([]int64, error) {
+	t.Helper()
+	var seqs []int64
+	err := s.Update(t.Context(), func(tx store.Tx) error {
+		for i, d := range details {
+			n := &store.Notification{StageID: "stageAAAAAAA", Kind: "JOINED", Time: t0.Add(time.Duration(i) * time.Second), Detail: []byte(d)}
+			if err := tx.AppendNotification(t.Context(), n); err != nil {
+				return err
+			}
+			seqs = append(seqs, n.Seq)
+		}
+		return nil
+	})
+	return seqs, err
+}
+
+func logSeqs(t *testing.T, s *Store) []int64 {
+	t.Helper()
+	ns, err := s.ListNotifications(t.Context(), 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []int64
+	for _, n := range ns {
+		seqs = append(seqs, n.Seq)
+	}
+	return seqs
+}
+
+// TestNotificationChunkOverlapRefused: a notification numbered below the log's end (a wrong hint, planted
+// here) fails its transaction instead of storing a chunk that overlaps the log, as the per-row table's
+// primary key did; the next transaction numbers right.
+func TestNotificationChunkOverlapRefused(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "o.db"))
+	t0 := time.Now()
+	if _, err := appendNotes(t, s, t0, `{}`, `{}`, `{}`); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Update(t.Context(), func(tx store.Tx) error {
+		s.seqs.setNote(0) // the writer is held: the fn runs on it
+		for range 2 {
+			if err := tx.AppendNotification(t.Context(), &store.Notification{StageID: "stageAAAAAAA", Kind: "JOINED", Time: t0, Detail: []byte(`{}`)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if !errors.Is(err, errGroupLost) || !strings.Contains(err.Error(), "overlaps the log") {
+		t.Fatalf("a chunk over seqs 1-2 again: %v", err)
+	}
+	if got := fmt.Sprint(logSeqs(t, s)); got != "[1 2 3]" {
+		t.Fatalf("log %s after the refused chunk", got)
+	}
+	seqs, err := appendNotes(t, s, t0, `{}`)
+	if err != nil || seqs[0] != 4 {
+		t.Fatalf("next notification %v, %v; want seq 4", seqs, err)
+	}
+}
+
+// TestNotificationChunksSplitByBytes: large notifications go in chunks of at most maxChunkBytes (or one
+// notification, if it alone is larger).
+func TestNotificationChunksSplitByBytes(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "b.db"))
+	big := `{"x":"` + strings.Repeat("a", maxChunkBytes*2/5) + `"}`
+	huge := `{"x":"` + strings.Repeat("b", maxChunkBytes+1) + `"}`
+	if _, err := appendNotes(t, s, time.Now(), big, big, big, huge, `{}`); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.r.QueryContext(t.Context(), `SELECT first_seq, last_seq FROM notification_chunks ORDER BY last_seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var chunks []string
+	for rows.Next() {
+		var first, last int64
+		if err := rows.Scan(&first, &last); err != nil {
+			t.Fatal(err)
+		}
+		chunks = append(chunks, fmt.Sprintf("%d-%d", first, last))
+	}
+	if got := strings.Join(chunks, " "); got != "1-2 3-3 4-4 5-5" {
+		t.Fatalf("chunks %s, want 1-2 3-3 4-4 5-5", got)
+	}
+	if got := fmt.Sprint(logSeqs(t, s)); got != "[1 2 3 4 5]" {
+		t.Fatalf("log %s", got)
+	}
+}
+
+// TestNotificationChunksRetentionDeadLetters: retention keeps the dead letters of the notifications in the
+// chunks it keeps, those in the middle of a chunk too, and drops the others.
+func TestNotificationChunksRetentionDeadLetters(t *testing.T) {
+	ctx := t.Context()
+	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
+	t0 := time.Unix(1_700_000_000, 0)
+	a, err := appendNotes(t, s, t0, `{}`, `{}`, `{}`, `{}`, `{}`) // at 0-4 s
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := appendNotes(t, s, t0.Add(10*time.Second), `{}`, `{}`, `{}`, `{}`, `{}`) // at 10-14 s
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.AcquireDelivery(ctx, "ep", "node", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	var dead []store.DeadLetter
+	for _, seq := range []int64{a[2], b[1], b[4], b[4] + 5} {
+		dead = append(dead, store.DeadLetter{Seq: seq, Attempts: 1, LastError: "503", At: t0})
+	}
+	if err := s.AdvanceDelivery(ctx, "ep", "node", b[4], time.Minute, dead, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The cut falls inside the second chunk: it stays whole.
+	if _, err := s.DeleteEndedBefore(ctx, t0.Add(12*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	dls, err := s.DeadLetters(ctx, "ep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	for _, d := range dls {
+		got = append(got, d.Seq)
+	}
+	if fmt.Sprint(got) != fmt.Sprint([]int64{b[1], b[4]}) {
+		t.Fatalf("dead letters after retention %v, want %v", got, []int64{b[1], b[4]})
+	}
+	if got := fmt.Sprint(logSeqs(t, s)); got != fmt.Sprint(b) {
+		t.Fatalf("log %s after retention, want the second chunk %v", got, b)
 	}
 }

@@ -74,7 +74,9 @@ func (s *Store) ListNotifications(ctx context.Context, after int64, limit int) (
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT first_seq, last_seq, data FROM notification_chunks WHERE last_seq > ? ORDER BY last_seq`, after)
+	// Each chunk read holds at least one notification above after: limit chunks are enough.
+	rows, err := s.r.QueryContext(ctx, `SELECT first_seq, last_seq, data FROM notification_chunks WHERE last_seq > ? ORDER BY last_seq LIMIT ?`,
+		after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list notifications: %w", err)
 	}
@@ -88,7 +90,7 @@ func (s *Store) ListNotifications(ctx context.Context, after int64, limit int) (
 		}
 		ns, err := decodeChunk(first, last, data, after, limit-len(out))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("sqlite: list notifications: %w", err)
 		}
 		out = append(out, ns...)
 	}
@@ -111,7 +113,7 @@ func (s *Store) GetNotification(ctx context.Context, seq int64) (store.Notificat
 	}
 	ns, err := decodeChunk(first, last, data, seq-1, 1)
 	if err != nil {
-		return store.Notification{}, err
+		return store.Notification{}, fmt.Errorf("sqlite: notification %d: %w", seq, err)
 	}
 	return ns[0], nil
 }

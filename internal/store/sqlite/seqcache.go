@@ -16,9 +16,10 @@ import (
 //     Store on the file, another process) has committed: then the hints are dropped;
 //   - a fn that fails drops the hints it set (buffer.go, dropFn), a transaction rolled back or lost drops
 //     them all, and so do deletions of events;
-//   - a hint that is still too low (none is known) makes the buffered row collide with the primary key when
-//     it is written: the whole transaction is lost and its members are told (buffer.go), and the hints are
-//     dropped. A hint cannot be too high: events are only removed by the deletions above.
+//   - a hint that is still too low (none is known) makes the buffered row collide with the primary key (an
+//     event's; a notification chunk's overlap is refused by the notification_chunks_in_order trigger, 0007)
+//     when it is written: the whole transaction is lost and its members are told (buffer.go), and the hints
+//     are dropped. A hint cannot be too high: events are only removed by the deletions above.
 //
 // The notification log's last seq is kept the same way (note), so that AppendNotification can buffer its row
 // with its seq (buffer.go); a fn that fails puts it back to what it was when the fn started.

@@ -15,6 +15,15 @@ CREATE TABLE notification_chunks (
     data      BLOB    NOT NULL
 );
 CREATE INDEX notification_chunks_by_time ON notification_chunks (time);
+-- A chunk never overlaps the log: it starts after the highest seq ever handed out. The writer numbers
+-- notifications itself (seqcache.go), and a wrong number must fail the transaction, as it failed on the
+-- primary key of the table this replaces (where each seq was a key; here only a chunk's last is).
+CREATE TRIGGER notification_chunks_in_order BEFORE INSERT ON notification_chunks
+WHEN NEW.first_seq > NEW.last_seq
+    OR NEW.first_seq <= coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'notification_chunks'), 0)
+BEGIN
+    SELECT RAISE(ABORT, 'notification chunk overlaps the log');
+END;
 
 INSERT INTO notification_chunks (last_seq, first_seq, time, data)
 SELECT seq, seq, time, CAST(
@@ -25,11 +34,9 @@ SELECT seq, seq, time, CAST(
     length(CAST(detail AS BLOB)) || ':' || detail || ',' AS BLOB)
 FROM notifications ORDER BY seq;
 
--- The highest seq handed out, even if its notification was deleted since.
+-- The highest seq handed out, even if its notification was deleted since. (The INSERT above gave
+-- notification_chunks its sqlite_sequence row even if it copied nothing.)
 UPDATE sqlite_sequence SET seq = max(seq, (SELECT seq FROM sqlite_sequence WHERE name = 'notifications'))
 WHERE name = 'notification_chunks' AND EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'notifications');
-INSERT INTO sqlite_sequence (name, seq)
-SELECT 'notification_chunks', seq FROM sqlite_sequence
-WHERE name = 'notifications' AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'notification_chunks');
 
 DROP TABLE notifications;
