@@ -10,7 +10,6 @@ import (
 	"hash"
 	"io"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -162,8 +161,9 @@ type directSender struct {
 
 // api builds the subscription's own API: the SFU's settings and codecs, this sender's read streams
 // (readStream), no interceptors (this sender answers NACKs and sends the reports; a subscription
-// receives no media, so nothing else of pion's defaults applies), and on the direct path openstage as
-// DTLS server with the secrets' hooks.
+// receives no media, so nothing else of pion's defaults applies; an interceptor added here would see no
+// RTCP, since pion runs its RTCP chain when a stream is read and the sinks are only written), and on the
+// direct path openstage as DTLS server with the secrets' hooks.
 func (d *directSender) api(se webrtc.SettingEngine, m *webrtc.MediaEngine) (*webrtc.API, error) {
 	se.BufferFactory = d.readStream
 	if !d.pion {
@@ -215,12 +215,14 @@ func (r *rtcpSink) Read([]byte) (int, error) { return 0, io.EOF }
 
 func (r *rtcpSink) Close() error { return nil }
 
-// feedback acts on the RTCP addressed to ssrc: keyframe requests go to the publisher, NACKs are
-// answered. pion's session hands a compound packet to the stream of each SSRC it names, so only the
-// packets addressed to ssrc are taken here (a NACK for the video in a compound that also reports on the
-// audio is answered once). RTCP addressed to an SSRC that is none of this subscription's streams (a
-// browser's SDES of its own SSRC, a report on an unknown stream) is dropped, as pion's unread stream
-// dropped it.
+// feedback acts on the RTCP pion's session addressed to ssrc (srtp splits a compound packet by the SSRCs
+// its parts name): keyframe requests go to the publisher, NACKs are answered. RTCP addressed to an SSRC
+// that is none of this subscription's streams (a browser's SDES of its own SSRC, a report on an unknown
+// stream) is dropped, as pion's unread stream dropped it.
+//
+// It runs on pion's SRTCP read loop, which the connection's Close waits for: the keyframe request writes
+// to the publisher's connection and a retransmission to this one, each at most a blocked write long (over
+// ICE-TCP, until ICE gives up on a peer that stopped reading), as in the goroutine per sender before.
 func (d *directSender) feedback(ssrc uint32, pkts []rtcp.Packet) {
 	d.mu.Lock()
 	known := false
@@ -232,9 +234,6 @@ func (d *directSender) feedback(ssrc uint32, pkts []rtcp.Packet) {
 		return
 	}
 	for _, p := range pkts {
-		if !slices.Contains(p.DestinationSSRC(), ssrc) {
-			continue
-		}
 		switch p.(type) {
 		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 			d.keyframe()

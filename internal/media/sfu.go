@@ -465,6 +465,13 @@ func (s *SFU) Close() error {
 
 // goTracked runs f in a goroutine that Close waits for; it reports false, running nothing, once Close
 // has begun (a WaitGroup must not grow while Close waits on it).
+// isClosed: Close has begun.
+func (s *SFU) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
 func (s *SFU) goTracked(f func()) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -126,6 +126,10 @@ func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, offer, layerPref st
 			return nil, "", ErrClosed
 		}
 	}
+	if direct != nil && s.isClosed() { // the others learnt it from goTracked
+		_ = pc.Close()
+		return nil, "", ErrClosed
+	}
 	ans, err := answer(ctx, pc, func() error {
 		pub.mu.Lock()
 		defer pub.mu.Unlock()
