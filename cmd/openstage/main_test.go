@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,6 +30,12 @@ import (
 // arguments after "--", so these tests start, kill and restart real server processes.
 func TestMain(m *testing.M) {
 	if os.Getenv("OPENSTAGE_TEST_MAIN") == "1" {
+		if cg := os.Getenv("OPENSTAGE_TEST_CGROUP"); cg != "" { // TestMemoryLimitFromCgroup: join it before main runs
+			if err := os.WriteFile(filepath.Join(cg, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, "join cgroup:", err)
+				os.Exit(2)
+			}
+		}
 		for i, a := range os.Args {
 			if a == "--" {
 				os.Args = append([]string{"openstage"}, os.Args[i+1:]...)
