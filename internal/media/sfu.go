@@ -463,8 +463,6 @@ func (s *SFU) Close() error {
 	return err
 }
 
-// goTracked runs f in a goroutine that Close waits for; it reports false, running nothing, once Close
-// has begun (a WaitGroup must not grow while Close waits on it).
 // isClosed: Close has begun.
 func (s *SFU) isClosed() bool {
 	s.mu.Lock()
@@ -472,6 +470,8 @@ func (s *SFU) isClosed() bool {
 	return s.closed
 }
 
+// goTracked runs f in a goroutine that Close waits for; it reports false, running nothing, once Close
+// has begun (a WaitGroup must not grow while Close waits on it).
 func (s *SFU) goTracked(f func()) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
