@@ -49,16 +49,20 @@ func appendChunkNote(b []byte, n *bufNote) []byte {
 	return appendNetstring(b, n.detail)
 }
 
-// chunkSize is how many of notes (at least one) go in the next chunk.
-func chunkSize(notes []bufNote) int {
-	size := 0
-	for i := range notes {
-		size += len(notes[i].stage) + len(notes[i].session) + len(notes[i].kind) + len(notes[i].detail) + 48
-		if i > 0 && (i == maxChunkNotes || size > maxChunkBytes) {
-			return i
+// nextChunk appends to b the records of the next chunk of notes: as many notes as keep the chunk within
+// maxChunkNotes and maxChunkBytes (at least one, however large), and returns the blob, how many notes it
+// holds and the newest of their times.
+func nextChunk(b []byte, notes []bufNote) (blob []byte, n int, newest int64) {
+	newest = notes[0].at
+	for n < len(notes) && n < maxChunkNotes {
+		size := len(b)
+		if b = appendChunkNote(b, &notes[n]); n > 0 && len(b) > maxChunkBytes {
+			return b[:size], n, newest // the note that passed the bound starts the next chunk
 		}
+		newest = max(newest, notes[n].at)
+		n++
 	}
-	return len(notes)
+	return b, n, newest
 }
 
 // netstring reads one netstring from the front of b.

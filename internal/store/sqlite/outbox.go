@@ -50,16 +50,8 @@ func (t *tx) AppendNotification(ctx context.Context, n *store.Notification) erro
 func (t *tx) writeChunks(ctx context.Context, notes []bufNote) error {
 	st := t.bound(ctx, qAppendChunk)
 	for len(notes) > 0 {
-		n := chunkSize(notes)
-		b := t.chunk[:0]
-		for i := range notes[:n] {
-			b = appendChunkNote(b, &notes[i])
-		}
+		b, n, at := nextChunk(t.chunk[:0], notes)
 		t.chunk = b
-		at := notes[0].at
-		for i := range notes[1:n] {
-			at = max(at, notes[1+i].at)
-		}
 		if _, err := st.ExecContext(ctx, notes[n-1].seq, notes[0].seq, at, b); err != nil {
 			return fmt.Errorf("append notifications %d-%d: %w", notes[0].seq, notes[n-1].seq, err)
 		}
