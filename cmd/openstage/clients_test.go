@@ -247,9 +247,16 @@ var subscribeResult = regexp.MustCompile(`aiortc-subscribe: result video_frames=
 
 // TestAiortcSubscribe: a pion publisher sends H.264 and Opus; aiortc subscribes at
 // <whip_url>/subscribe/<publisherId> with a recvonly offer and decodes both.
-func TestAiortcSubscribe(t *testing.T) {
+func TestAiortcSubscribe(t *testing.T) { aiortcSubscribe(t, "pion", 3) }
+
+// TestAiortcSubscribeDirectSendPath is the same on the direct send path, for 12 s: the subscription leaves
+// pion's connection for openstage's endpoint (docs/DESIGN.md §4.12) and outlives the 8 s after which it ends
+// a subscriber whose consent stopped, so aiortc's consent checks and reports are understood.
+func TestAiortcSubscribeDirectSendPath(t *testing.T) { aiortcSubscribe(t, "direct", 12) }
+
+func aiortcSubscribe(t *testing.T, sendPath string, seconds int) {
 	needClient(t, aiortcCheck())
-	p := start(t, t.TempDir())
+	p := start(t, t.TempDir(), "--media-send-path", sendPath)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c := p.client()
@@ -271,7 +278,17 @@ func TestAiortcSubscribe(t *testing.T) {
 	session := waitPublishing(ctx, t, c, arn, *host.ParticipantId, nil)
 
 	s := runScript(ctx, t, "aiortc_subscribe.py", pythonEnv, systemPython, clientScript(t, "aiortc_subscribe.py"),
-		whipURL, *viewer.Token, *host.ParticipantId, "--seconds", "3")
+		whipURL, *viewer.Token, *host.ParticipantId, "--seconds", strconv.Itoa(seconds))
+	if sendPath == "direct" {
+		// The subscription leaves pion's connection within seconds of connecting; then it stays alive on
+		// what aiortc sends for the rest of the run (checked by the frames below).
+		ivstest.Eventually(t, 15*time.Second, 200*time.Millisecond, func() error {
+			if n := p.metric(t, "openstage_media_subscriptions_detached_total"); n != 1 {
+				return fmt.Errorf("%v subscriptions detached, want 1", n)
+			}
+			return nil
+		})
+	}
 	s.wait(t)
 	m := subscribeResult.FindStringSubmatch(s.out.String())
 	if m == nil {
@@ -280,9 +297,9 @@ func TestAiortcSubscribe(t *testing.T) {
 	video, _ := strconv.Atoi(m[1])
 	audio, _ := strconv.Atoi(m[2])
 	// The pion publisher loops a 320x180 H.264 file at 15 fps and Opus in 20 ms frames; after waiting for
-	// the first IDR (at most a second) aiortc must have decoded a good part of three seconds of it.
-	if video < 10 || audio < 50 || m[3] != "320x180" {
-		t.Fatalf("aiortc decoded video %d (%s), audio %d\n%s", video, m[3], audio, s.out.String())
+	// the first IDR (at most a second) aiortc must have decoded a good part of the run's seconds of it.
+	if video < 10*seconds/3 || audio < 50*seconds/3 || m[3] != "320x180" {
+		t.Fatalf("aiortc decoded video %d (%s), audio %d in %d s\n%s", video, m[3], audio, seconds, s.out.String())
 	}
 
 	part := waitDisconnected(ctx, t, c, arn, session, *viewer.ParticipantId)

@@ -136,7 +136,7 @@ func Flags(fs *pflag.FlagSet) *Config {
 	fs.IntVar(&c.RTCUDPPort, "rtc-udp-port", 7881, "UDP port for all WebRTC media (ICE UDP mux); 0 picks a free one")
 	c.RTCTCPPort = SameAsUDP // before Var, which takes it as the default shown
 	fs.Var(&tcpPort{&c.RTCTCPPort}, "rtc-tcp-port", "TCP port for ICE over TCP: passive TCP candidates next to the UDP one, for clients whose network blocks UDP (0: off)")
-	fs.StringVar(&c.MediaSendPath, "media-send-path", "pion", "how subscriptions send media: pion (pion's RTPSender) or direct (openstage seals and writes each packet to the subscriber's ICE pair; experimental)")
+	fs.StringVar(&c.MediaSendPath, "media-send-path", "pion", "how subscriptions send media: pion (pion's RTPSender) or direct (openstage seals and writes each packet to the subscriber's ICE pair, and carries an established subscription on its own endpoint; experimental)")
 	fs.StringVar(&c.MediaPolicy, "media-policy", "ivs", "what publishers may send: ivs (H.264 baseline + Opus, 720p, 8.5 Mbps, as IVS) or open (also VP8, VP9, AV1, audio-only)")
 	fs.StringVar(&c.GeoIPDB, "geoip-db", "", "MaxMind-format ISP/ASN database for participants' ispName")
 	fs.Float64Var(&c.AuthFailureRate, "auth-failure-rate", 10, "failed participant authentications (bad tokens) per second a source address may sustain on WHIP and the events socket; past that its requests get 429 without being examined (0: no limit)")

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -358,6 +359,22 @@ func browserParticipants(t *testing.T, sendPath string) {
 	if strings.Contains(logs.String(), "direct send path unavailable") {
 		t.Fatalf("a subscription fell back to pion's writer on a UDP pair (send path %s)", sendPath)
 	}
+	if sendPath == media.SendPathDirect {
+		// Chromium's four subscriptions leave pion's connection (its first SRTCP, or 5 s) and carry on
+		// on openstage's endpoint: consent answered, reports and NACKs, until they end.
+		waitMetric(t, base, "openstage_media_subscriptions_detached_total", 4)
+		// Past the timeouts that end a subscriber whose consent stopped (3 s + 5 s), carol still decodes
+		// both publishers: Chromium's checks are answered, and what it sends keeps the subscriptions.
+		before := tabs["carol"].stats()
+		time.Sleep(10 * time.Second)
+		after := tabs["carol"].stats()
+		for _, p := range []string{alice, bob} {
+			b, a := before.Remote[p], after.Remote[p]
+			if b.Video == nil || a.Video == nil || a.Video.FramesDecoded <= b.Video.FramesDecoded+100 || a.Audio.PacketsReceived <= b.Audio.PacketsReceived+200 {
+				t.Fatalf("carol, 10 s after the detach, from %s: before %+v %+v, after %+v %+v", p, b.Video, b.Audio, a.Video, a.Audio)
+			}
+		}
+	}
 
 	// The page shows a tile per remote participant: carol's, which this screenshot keeps, shows alice and bob.
 	tiles := tabs["carol"].eval(`[...document.querySelectorAll("figure.tile.remote")].map(f => f.dataset.participantId + " " + f.querySelector(".name").textContent + " " + f.classList.contains("has-video"))`)
@@ -499,4 +516,30 @@ func browserParticipants(t *testing.T, sendPath string) {
 		t.Fatalf("events of dave: %q", evs)
 	}
 	t.Logf("done in %v", time.Since(began).Round(time.Millisecond))
+}
+
+// waitMetric waits, up to 10 s, until the server's counter name reaches want.
+func waitMetric(t *testing.T, base, name string, want float64) {
+	t.Helper()
+	var got float64
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				got, _ = strconv.ParseFloat(v, 64)
+			}
+		}
+		if got >= want {
+			return
+		}
+	}
+	t.Fatalf("%s is %v after 10 s, want %v", name, got, want)
 }

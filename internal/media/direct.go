@@ -110,15 +110,23 @@ func (k *dtlsSecrets) ExportKeyingMaterial(label string, context []byte, length 
 	return prf.PHash(k.master, seed, length, h)
 }
 
-// srtpContext is the outbound SRTP context of the server side of the handshake.
-func (k *dtlsSecrets) srtpContext() (*srtp.Context, error) {
+// srtpConfig is the SRTP profile and both sides' keys the handshake made (RFC 5764 §4.2), seen from the
+// server's side.
+func (k *dtlsSecrets) srtpConfig() (srtp.Config, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if !k.sawHello || k.master == nil || k.profile == 0 {
-		return nil, errNoSecrets
+		return srtp.Config{}, errNoSecrets
 	}
 	cfg := srtp.Config{Profile: srtp.ProtectionProfile(k.profile)}
-	if err := cfg.ExtractSessionKeysFromDTLS(k, false); err != nil {
+	err := cfg.ExtractSessionKeysFromDTLS(k, false)
+	return cfg, err
+}
+
+// srtpContext is the outbound SRTP context of the server side of the handshake.
+func (k *dtlsSecrets) srtpContext() (*srtp.Context, error) {
+	cfg, err := k.srtpConfig()
+	if err != nil {
 		return nil, err
 	}
 	return srtp.CreateContext(cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, cfg.Profile)
@@ -146,17 +154,28 @@ type directSender struct {
 	pion     bool
 	keyframe func() // a PLI or FIR from the subscriber: the publisher's RequestKeyframe
 	secrets  dtlsSecrets
-	pc       *webrtc.PeerConnection
 	mode     atomic.Int32
 	addr     atomic.Pointer[netip.AddrPort]
+
+	// The subscription's own endpoint once it left pion (endpoint.go), nil before. onDetached tells the
+	// Subscriber to let go of pion's connection; onEnd ends the subscription.
+	ep         atomic.Pointer[endpoint]
+	sawRTCP    atomic.Bool // the subscriber's SRTCP came through pion: its side of DTLS is done
+	ending     atomic.Bool
+	onDetached func()
+	onEnd      func()
 
 	ctxMu sync.Mutex // the SRTP context keeps per-SSRC rollover state
 	ctx   *srtp.Context
 
-	mu      sync.Mutex
-	streams []*directStream
-	timer   *time.Timer // the next sender report; nil once closed
-	closed  bool
+	mu          sync.Mutex
+	pc          *webrtc.PeerConnection // nil once detached
+	streams     []*directStream
+	timer       *time.Timer // the next sender report; nil once closed
+	closed      bool
+	connectedAt time.Time
+	detaching   bool
+	pionReports uint32 // the SRTCP packets pion's session sealed: the first index the endpoint may use
 }
 
 // api builds the subscription's own API: the SFU's settings and codecs, this sender's read streams
@@ -204,6 +223,7 @@ type rtcpSink struct {
 // Write passes one decrypted RTCP packet on. It always succeeds: an error would only make pion's
 // session log it.
 func (r *rtcpSink) Write(b []byte) (int, error) {
+	r.d.sawRTCP.Store(true)
 	if pkts, err := rtcp.Unmarshal(b); err == nil {
 		r.d.feedback(r.ssrc, pkts)
 	}
@@ -255,6 +275,7 @@ func (d *directSender) start() {
 	}
 	d.mode.Store(mode)
 	d.mu.Lock()
+	d.connectedAt = time.Now()
 	if !d.closed && d.timer == nil {
 		d.timer = time.AfterFunc(srInterval, d.report)
 	}
@@ -284,7 +305,13 @@ func (d *directSender) ownOutput() int32 {
 // selectedAddr is the remote address of ICE's selected pair when that pair is UDP, and so on the SFU's
 // UDP socket (the ICE UDP mux owns every UDP host candidate; openstage gathers no other kind).
 func (d *directSender) selectedAddr() (netip.AddrPort, bool) {
-	dt := d.pc.SCTP().Transport()
+	d.mu.Lock()
+	pc := d.pc
+	d.mu.Unlock()
+	if pc == nil {
+		return netip.AddrPort{}, false
+	}
+	dt := pc.SCTP().Transport()
 	if dt == nil {
 		return netip.AddrPort{}, false
 	}
@@ -310,7 +337,7 @@ func pairAddr(pair *webrtc.ICECandidatePair) (netip.AddrPort, bool) {
 // this sender's, pion's own would restart the streams' rollover counts): it ends the subscription, and
 // the client subscribes again.
 func (d *directSender) pairChanged(pair *webrtc.ICECandidatePair, end func()) {
-	if d.mode.Load() != directOwn {
+	if d.mode.Load() != directOwn || d.ep.Load() != nil {
 		return
 	}
 	if ap, ok := pairAddr(pair); ok {
@@ -320,18 +347,141 @@ func (d *directSender) pairChanged(pair *webrtc.ICECandidatePair, end func()) {
 	end()
 }
 
+// close stops the reports; a detached subscription also leaves the demux, tells the subscriber, and
+// unbinds its streams from the fanouts (pion's connection, which unbinds the others, is gone).
 func (d *directSender) close() {
 	d.mu.Lock()
 	d.closed = true
 	if d.timer != nil {
 		d.timer.Stop()
 	}
+	ep, streams := d.ep.Load(), d.streams
 	d.mu.Unlock()
+	if ep == nil {
+		return
+	}
+	d.sfu.demux.remove(ep)
+	ep.closeNotify()
+	for _, s := range streams {
+		s.f.unbind(s.id)
+	}
+}
+
+// end ends the subscription, once, from a goroutine the SFU waits for: the callers are the mux's read
+// goroutine and the consent watch, which must not wait for the subscription's hooks.
+func (d *directSender) end() {
+	if !d.ending.Swap(true) {
+		d.sfu.goTracked(d.onEnd)
+	}
+}
+
+// detachWait is how long after the connection came up a subscription that pion's session got no SRTCP
+// from leaves pion anyway. The SRTCP proves the subscriber's side of DTLS done; without it, a
+// subscriber whose last handshake flight from openstage was lost retransmits its own, and only pion's
+// DTLS can answer: its retransmissions come within the first seconds (RFC 6347 §4.2.4.1: 1 s, doubling).
+const detachWait = 5 * time.Second
+
+// detachDue reports, at a sender report's tick, whether the subscription should leave pion now. d.mu is held.
+func (d *directSender) detachDue() bool {
+	if d.detaching || d.pc == nil || d.mode.Load() != directOwn || d.sfu.demux == nil {
+		return false
+	}
+	return d.sawRTCP.Load() || time.Since(d.connectedAt) > detachWait
+}
+
+// detach moves the subscription from pion's connection to its own endpoint (endpoint.go) and closes the
+// connection. A subscription whose secrets do not allow it (a DTLS suite other than AES-GCM) stays on pion.
+func (d *directSender) detach() {
+	d.mu.Lock()
+	pc := d.pc
+	d.mu.Unlock()
+	if pc == nil {
+		return
+	}
+	keys, err := d.secrets.recordKeys()
+	if err != nil {
+		d.sfu.log.Info("media: subscription stays on pion's connection", "err", err)
+		return
+	}
+	in, err := d.secrets.srtcpIn()
+	if err != nil {
+		d.sfu.log.Info("media: subscription stays on pion's connection", "err", err)
+		return
+	}
+	local, remote := pc.CurrentLocalDescription(), pc.CurrentRemoteDescription()
+	if local == nil || remote == nil {
+		return
+	}
+	ufrag, pwd, err := iceCredentials(local.SDP)
+	if err != nil {
+		return
+	}
+	remoteUfrag, _, err := iceCredentials(remote.SDP)
+	if err != nil {
+		return
+	}
+	addr := *d.addr.Load()
+	ep := &endpoint{d: d, addr: addr, ufrag: ufrag, pwd: pwd, remote: remoteUfrag, in: in, dtls: keys}
+	ep.seen.Store(time.Now().UnixNano())
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return
+	}
+	// pion's SRTCP session sealed the reports so far with the same keys: the endpoint's indexes follow
+	// them, or the subscriber's replay check drops its first reports (RFC 3711 §3.3.2).
+	d.ctxMu.Lock()
+	for _, s := range d.streams {
+		d.ctx.SetIndex(s.ssrc, d.pionReports)
+	}
+	d.ctxMu.Unlock()
+	d.ep.Store(ep) // before the demux has it, and before pion closes: its end is not the subscription's
+	d.sfu.demux.add(ep)
+	d.pc = nil
+	streams := d.streams
+	d.mu.Unlock()
+	if d.onDetached != nil {
+		d.onDetached()
+	}
+	_ = pc.Close() // its close_notify to the subscriber is dropped by the demux
+	for _, s := range streams {
+		s.mu.Lock()
+		s.w = nil // pion's writer, and with it the connection
+		s.mu.Unlock()
+	}
+	d.sfu.stats.Detached.Add(1)
+	d.sfu.log.Debug("media: subscription detached from pion's connection", "addr", addr)
+}
+
+// feedbackDetached acts on the RTCP a detached subscriber sent, as feedback does on pion's: only what is
+// addressed to one of the subscription's streams. It runs on the mux's read goroutine: the keyframe
+// request, which writes to the publisher's connection, goes to a goroutine of its own.
+func (d *directSender) feedbackDetached(pkts []rtcp.Packet) {
+	d.mu.Lock()
+	streams := d.streams
+	d.mu.Unlock()
+	for _, p := range pkts {
+		known := false
+		for _, ssrc := range p.DestinationSSRC() {
+			for _, s := range streams {
+				known = known || s.ssrc == ssrc
+			}
+		}
+		if !known {
+			continue
+		}
+		switch p.(type) {
+		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+			d.sfu.goTracked(d.keyframe)
+		default:
+			d.onRTCP(p)
+		}
+	}
 }
 
 // newStream is one bound track of the subscription.
-func (d *directSender) newStream(f *fanout, g *gate, ssrc uint32, pt uint8, clock uint32, w webrtc.TrackLocalWriter) *directStream {
-	s := &directStream{d: d, f: f, gate: g, ssrc: ssrc, pt: pt, clock: clock, w: w}
+func (d *directSender) newStream(f *fanout, g *gate, id string, ssrc uint32, pt uint8, clock uint32, w webrtc.TrackLocalWriter) *directStream {
+	s := &directStream{d: d, f: f, gate: g, id: id, ssrc: ssrc, pt: pt, clock: clock, w: w}
 	d.mu.Lock()
 	d.streams = append(d.streams, s)
 	d.mu.Unlock()
@@ -346,8 +496,12 @@ func (d *directSender) report() {
 		d.mu.Unlock()
 		return
 	}
-	streams := d.streams
+	streams, pc := d.streams, d.pc
 	d.timer.Reset(srInterval)
+	if d.detachDue() {
+		d.detaching = true
+		d.sfu.goTracked(d.detach)
+	}
 	d.mu.Unlock()
 	now := time.Now()
 	var pkts []rtcp.Packet
@@ -356,9 +510,32 @@ func (d *directSender) report() {
 			pkts = append(pkts, sr)
 		}
 	}
-	if len(pkts) > 0 {
-		_ = d.pc.WriteRTCP(pkts)
+	if len(pkts) == 0 {
+		return
 	}
+	if pc != nil {
+		d.mu.Lock()
+		d.pionReports++
+		d.mu.Unlock()
+		_ = pc.WriteRTCP(pkts)
+		return
+	}
+	d.writeRTCP(pkts)
+}
+
+// writeRTCP seals RTCP with the subscription's context and sends it, once detached.
+func (d *directSender) writeRTCP(pkts []rtcp.Packet) {
+	raw, err := rtcp.Marshal(pkts)
+	if err != nil {
+		return
+	}
+	d.ctxMu.Lock()
+	out, err := d.ctx.EncryptRTCP(nil, raw, nil)
+	d.ctxMu.Unlock()
+	if err != nil {
+		return
+	}
+	_, _ = d.sfu.udpConn.WriteToUDPAddrPort(out, *d.addr.Load())
 }
 
 // onRTCP answers a subscriber's NACKs (RFC 4585 §6.2.1) from the fanouts' packet rings.
@@ -389,6 +566,7 @@ type directStream struct {
 	d     *directSender
 	f     *fanout
 	gate  *gate
+	id    string // the binding's, in the fanout
 	ssrc  uint32
 	pt    uint8
 	clock uint32

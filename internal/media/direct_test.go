@@ -201,6 +201,35 @@ func testOwnFeedback(t *testing.T, path string) {
 		t.Fatalf("send mode %d, want %d", m, want)
 	}
 	sender := <-ssrc
+	if path == SendPathDirect {
+		// The subscription leaves pion's connection once the subscriber's SRTCP came (endpoint.go):
+		// what follows is the endpoint's work. The subscriber never heard of it (the closing
+		// connection's close_notify was dropped) and keeps receiving.
+		for sub.direct.ep.Load() == nil {
+			if ctx.Err() != nil {
+				t.Fatal("the subscription never left pion's connection")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if sub.peer() != nil {
+			t.Fatal("the Subscriber still holds pion's connection")
+		}
+		time.Sleep(500 * time.Millisecond)
+		for len(pkts) > 0 {
+			<-pkts
+		}
+		select {
+		case <-pkts:
+		case <-ctx.Done():
+			t.Fatal("no packet after the subscription left pion")
+		}
+		if st := subPC.ConnectionState(); st != webrtc.PeerConnectionStateConnected {
+			t.Fatalf("the subscriber's connection is %s after the detach", st)
+		}
+		for len(srs) > 0 {
+			<-srs
+		}
+	}
 
 	// A NACK for a packet it has is answered with the same packet.
 	if err := subPC.WriteRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{MediaSSRC: uint32(sender),
@@ -244,6 +273,24 @@ func testOwnFeedback(t *testing.T, path string) {
 	case <-plis:
 	case <-ctx.Done():
 		t.Fatal("the subscriber's PLI did not reach the publisher")
+	}
+	if path != SendPathDirect {
+		return
+	}
+
+	// openstage ending the subscription tells the subscriber at once: the endpoint's close_notify.
+	closed := make(chan struct{})
+	var once sync.Once
+	subPC.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateClosed || st == webrtc.PeerConnectionStateFailed {
+			once.Do(func() { close(closed) })
+		}
+	})
+	sub.Close()
+	select {
+	case <-closed:
+	case <-time.After(2 * time.Second): // pion's ICE would take 5 s or more to notice
+		t.Fatalf("the subscriber's connection is %s 2 s after openstage ended the subscription", subPC.ConnectionState())
 	}
 }
 

@@ -86,7 +86,9 @@ func (f *fanout) bind(c webrtc.TrackLocalContext, g *gate, d *directSender) (web
 	}
 	b := binding{id: c.ID(), ssrc: uint32(c.SSRC()), pt: uint8(codec.PayloadType), w: c.WriteStream(), gate: g}
 	if d != nil {
-		b.direct = d.newStream(f, g, b.ssrc, b.pt, codec.ClockRate, b.w)
+		// The stream keeps pion's writer, for as long as the subscription is on pion's connection.
+		b.direct = d.newStream(f, g, b.id, b.ssrc, b.pt, codec.ClockRate, b.w)
+		b.w = nil
 		f.ring.CompareAndSwap(nil, &packetRing{})
 	}
 	f.mu.Lock()
@@ -96,10 +98,24 @@ func (f *fanout) bind(c webrtc.TrackLocalContext, g *gate, d *directSender) (web
 }
 
 func (f *fanout) Unbind(c webrtc.TrackLocalContext) error {
-	f.mu.Lock()
-	f.binds = slices.DeleteFunc(f.binds, func(b binding) bool { return b.id == c.ID() })
-	f.mu.Unlock()
+	f.unbind(c.ID())
 	return f.track.Unbind(c)
+}
+
+// unbind stops writing to the binding id.
+func (f *fanout) unbind(id string) {
+	f.mu.Lock()
+	f.binds = slices.DeleteFunc(f.binds, func(b binding) bool { return b.id == id })
+	f.mu.Unlock()
+}
+
+// Unbind is pion's, when the subscription's connection closes. A subscription that left pion's connection
+// for its own endpoint (endpoint.go) keeps its binding: its directSender unbinds it when it ends.
+func (t *gatedTrack) Unbind(c webrtc.TrackLocalContext) error {
+	if t.direct != nil && t.direct.ep.Load() != nil {
+		return t.fanout.track.Unbind(c)
+	}
+	return t.fanout.Unbind(c)
 }
 
 func (f *fanout) ID() string                { return f.track.ID() }

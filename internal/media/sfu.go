@@ -66,10 +66,15 @@ type SFU struct {
 	udp net.PacketConn
 	// udpConn is udp when it is a UDP socket (always, outside tests): the direct send path writes to it.
 	udpConn *net.UDPConn
-	tcp     *tcpListener // nil without ICE-TCP
-	tcpMux  io.Closer    // the ICE-TCP mux over tcp (its Close closes tcp)
-	pubAPI  *webrtc.API
-	subAPI  *webrtc.API // subscriptions with a simulcast video: pion's NACK responder and reports
+	// demux is what pion's ICE mux reads udpConn through: it takes the packets of detached subscriptions
+	// (endpoint.go). nil when udp is no UDP socket.
+	demux    *udpDemux
+	stop     chan struct{} // closed by Close: ends the consent watch
+	stopOnce sync.Once
+	tcp      *tcpListener // nil without ICE-TCP
+	tcpMux   io.Closer    // the ICE-TCP mux over tcp (its Close closes tcp)
+	pubAPI   *webrtc.API
+	subAPI   *webrtc.API // subscriptions with a simulcast video: pion's NACK responder and reports
 	// subSE and subME make the own API of each other subscription (directSender.api, direct.go): no
 	// interceptors, its directSender answers NACKs, sends the reports and takes its RTCP.
 	subSE webrtc.SettingEngine
@@ -96,6 +101,9 @@ type Stats struct {
 	Connections [numTransports]atomic.Uint64
 	// LayerSwitches counts the times a subscriber moved from one simulcast layer to another.
 	LayerSwitches atomic.Uint64
+	// Detached counts the subscriptions that left pion's connection for openstage's own endpoint
+	// (endpoint.go; the direct send path only).
+	Detached atomic.Uint64
 }
 
 // Transport is how a peer connection's media travels: the protocol of ICE's selected candidate pair.
@@ -153,10 +161,15 @@ func New(cfg Config) (*SFU, error) {
 	if err != nil {
 		return nil, fmt.Errorf("media: listen %s: %w", cfg.UDPAddr, err)
 	}
-	s := &SFU{cfg: cfg, log: cfg.Log, udp: udp, pubs: map[*Publisher]struct{}{}}
+	s := &SFU{cfg: cfg, log: cfg.Log, udp: udp, pubs: map[*Publisher]struct{}{}, stop: make(chan struct{})}
 	s.udpConn, _ = udp.(*net.UDPConn)
+	muxed := udp
+	if s.udpConn != nil {
+		s.demux = newUDPDemux(s.udpConn)
+		muxed = s.demux
+	}
 	lf := newPionLogs(cfg.Log)
-	mux := webrtc.NewICEUDPMux(lf.NewLogger("ice"), udp)
+	mux := webrtc.NewICEUDPMux(lf.NewLogger("ice"), muxed)
 	se := webrtc.SettingEngine{LoggerFactory: lf}
 	se.SetICEUDPMux(mux)
 	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
@@ -206,7 +219,35 @@ func New(cfg Config) (*SFU, error) {
 		return nil, err
 	}
 	s.subSE = se
+	if s.demux != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.watchConsent()
+		}()
+	}
 	return s, nil
+}
+
+// watchConsent ends the detached subscriptions whose subscriber has sent nothing that authenticates, no
+// consent check and no SRTCP, for the disconnected and failed timeouts together: when pion's ICE agent
+// would have given the connection up (RFC 7675 §5.1 allows 30 s; openstage ends sooner, docs/DESIGN.md
+// §3.4). The browsers and pion check consent every few seconds, and receivers send reports every second.
+func (s *SFU) watchConsent() {
+	limit := s.cfg.DisconnectedTimeout + s.cfg.FailedTimeout
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-tick.C:
+			for _, ep := range s.demux.stale(now.Add(-limit).UnixNano()) {
+				s.log.Debug("media: a detached subscriber's consent expired", "addr", *ep.d.addr.Load())
+				ep.d.end()
+			}
+		}
+	}
 }
 
 // tcpReadBuffer is how many ICE-TCP packets the mux queues per peer connection before the peer connection
@@ -458,6 +499,7 @@ func (s *SFU) Close() error {
 	for _, p := range pubs {
 		p.Close()
 	}
+	s.stopOnce.Do(func() { close(s.stop) })
 	err := s.closeSockets()
 	s.wg.Wait()
 	return err

@@ -21,7 +21,8 @@ type SubscribeHooks struct {
 // Subscriber is one subscription to one publisher.
 type Subscriber struct {
 	pub       *Publisher
-	pc        *webrtc.PeerConnection
+	pcMu      sync.Mutex
+	pc        *webrtc.PeerConnection // nil once the subscription left it for its own endpoint (endpoint.go)
 	hooks     SubscribeHooks
 	gates     map[string]*gate // by the media section's mid; written before the answer, then only read
 	sel       *selector        // the video of a simulcast publisher, nil without
@@ -71,17 +72,30 @@ func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, offer, layerPref st
 		return nil, "", fmt.Errorf("media: new peer connection: %w", err)
 	}
 	sub := &Subscriber{pub: pub, pc: pc, hooks: hooks, gates: map[string]*gate{}, direct: direct}
+	// pion's connection ending ends the subscription, unless the subscription left it (endpoint.go).
+	end := func() { go sub.Close() }
 	if direct != nil {
 		direct.pc = pc
+		direct.onEnd = sub.Close
+		direct.onDetached = func() {
+			sub.pcMu.Lock()
+			sub.pc = nil
+			sub.pcMu.Unlock()
+		}
+		end = func() {
+			if direct.ep.Load() == nil {
+				go sub.Close()
+			}
+		}
 	}
 	if direct != nil && !direct.pion {
 		if dt := pc.SCTP().Transport(); dt != nil {
 			dt.ICETransport().OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) {
-				direct.pairChanged(pair, func() { go sub.Close() })
+				direct.pairChanged(pair, end)
 			})
 		}
 	}
-	s.watchEnd(pc, sub.connected, func() { go sub.Close() })
+	s.watchEnd(pc, sub.connected, end)
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		_ = pc.Close()
 		return nil, "", fmt.Errorf("%w: %v", ErrBadOffer, err)
@@ -229,16 +243,29 @@ func (sub *Subscriber) Close() {
 		if sub.direct != nil {
 			sub.direct.close()
 		}
-		_ = sub.pc.Close()
+		if pc := sub.peer(); pc != nil {
+			_ = pc.Close()
+		}
 		if sub.hooks.OnClosed != nil {
 			sub.hooks.OnClosed()
 		}
 	})
 }
 
-// AddICECandidate applies a trickled candidate (WHIP PATCH, RFC 9725 §4.3.1).
+// peer is the subscription's pion connection, nil once it left it.
+func (sub *Subscriber) peer() *webrtc.PeerConnection {
+	sub.pcMu.Lock()
+	defer sub.pcMu.Unlock()
+	return sub.pc
+}
+
+// AddICECandidate applies a trickled candidate (WHIP PATCH, RFC 9725 §4.3.1). A subscription on its own
+// endpoint has its pair already: a late candidate changes nothing.
 func (sub *Subscriber) AddICECandidate(c string) error {
-	return sub.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: c})
+	if pc := sub.peer(); pc != nil {
+		return pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: c})
+	}
+	return nil
 }
 
 // AddICECandidate applies a trickled candidate (WHIP PATCH, RFC 9725 §4.3.1).

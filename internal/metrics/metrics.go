@@ -148,6 +148,8 @@ func New(src Sources) *Metrics {
 		for _, t := range media.Transports() {
 			reg.MustRegister(connections(st, t))
 		}
+		reg.MustRegister(counter("openstage_media_subscriptions_detached_total",
+			"Subscriptions that left pion's connection for openstage's own endpoint once established (--media-send-path direct).", st.Detached.Load))
 		reg.MustRegister(counter("openstage_media_layer_switches_total",
 			"Times a subscriber moved from one simulcast layer of its publisher's video to another.", st.LayerSwitches.Load))
 		for i, name := range []string{"low", "mid", "high"} {
