@@ -283,7 +283,7 @@ func aiortcSubscribe(t *testing.T, sendPath string, seconds int) {
 		// The subscription leaves pion's connection within seconds of connecting; then it stays alive on
 		// what aiortc sends for the rest of the run (checked by the frames below).
 		ivstest.Eventually(t, 15*time.Second, 200*time.Millisecond, func() error {
-			if n := p.metric(t, "openstage_media_subscriptions_detached_total"); n != 1 {
+			if n := ivstest.Metric(t, p.url, "openstage_media_subscriptions_detached_total"); n != 1 {
 				return fmt.Errorf("%v subscriptions detached, want 1", n)
 			}
 			return nil

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -316,25 +314,4 @@ keys:
 	if _, err := reader.DeleteStage(ctx, &ivsrealtime.DeleteStageInput{Arn: out.Stage.Arn}); !errors.As(err, &ad) {
 		t.Fatalf("reader deleting: %v", err)
 	}
-}
-
-// metric reads one counter or gauge without labels from the server's /metrics (0 when it is absent).
-func (p *proc) metric(t testing.TB, name string) float64 {
-	t.Helper()
-	resp, err := http.Get(p.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
-	}
-	return 0
 }

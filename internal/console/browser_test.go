@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -362,7 +361,12 @@ func browserParticipants(t *testing.T, sendPath string) {
 	if sendPath == media.SendPathDirect {
 		// Chromium's four subscriptions leave pion's connection (its first SRTCP, or 5 s) and carry on
 		// on openstage's endpoint: consent answered, reports and NACKs, until they end.
-		waitMetric(t, base, "openstage_media_subscriptions_detached_total", 4)
+		ivstest.Eventually(t, 10*time.Second, 200*time.Millisecond, func() error {
+			if n := ivstest.Metric(t, base, "openstage_media_subscriptions_detached_total"); n < 4 {
+				return fmt.Errorf("%v subscriptions detached, want 4", n)
+			}
+			return nil
+		})
 		// Past the timeouts that end a subscriber whose consent stopped (3 s + 5 s), carol still decodes
 		// both publishers: Chromium's checks are answered, and what it sends keeps the subscriptions.
 		before := tabs["carol"].stats()
@@ -516,30 +520,4 @@ func browserParticipants(t *testing.T, sendPath string) {
 		t.Fatalf("events of dave: %q", evs)
 	}
 	t.Logf("done in %v", time.Since(began).Round(time.Millisecond))
-}
-
-// waitMetric waits, up to 10 s, until the server's counter name reaches want.
-func waitMetric(t *testing.T, base, name string, want float64) {
-	t.Helper()
-	var got float64
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		resp, err := http.Get(base + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, line := range strings.Split(string(body), "\n") {
-			if v, ok := strings.CutPrefix(line, name+" "); ok {
-				got, _ = strconv.ParseFloat(v, 64)
-			}
-		}
-		if got >= want {
-			return
-		}
-	}
-	t.Fatalf("%s is %v after 10 s, want %v", name, got, want)
 }

@@ -93,27 +93,12 @@ func testOwnFeedback(t *testing.T, path string) {
 	if err := pubPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans}); err != nil {
 		t.Fatal(err)
 	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
-		for i := uint32(0); ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			payload := make([]byte, 200)
-			payload[0] = 0x65 // an IDR slice's NAL header, every packet a keyframe of one packet
-			binary.BigEndian.PutUint32(payload[1:], i)
-			_ = track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, Marker: true, SequenceNumber: uint16(i), Timestamp: i * 450}, Payload: payload})
-		}
-	}()
-	defer wg.Wait()
-	defer close(stop)
+	paceEvery5ms(t, func(i uint32) {
+		payload := make([]byte, 200)
+		payload[0] = 0x65 // an IDR slice's NAL header, every packet a keyframe of one packet
+		binary.BigEndian.PutUint32(payload[1:], i)
+		_ = track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, Marker: true, SequenceNumber: uint16(i), Timestamp: i * 450}, Payload: payload})
+	})
 
 	// The subscriber: replay protection off, so a retransmission of a packet it has is delivered again.
 	se := webrtc.SettingEngine{}
@@ -349,4 +334,27 @@ func BenchmarkDirectWrite(b *testing.B) {
 		n += f.write(p)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/forwarded")
+}
+
+// paceEvery5ms calls send with 0, 1, 2, ... every 5 ms, a publisher's packets, until the test ends.
+func paceEvery5ms(t *testing.T, send func(i uint32)) {
+	t.Helper()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for i := uint32(0); ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			send(i)
+		}
+	}()
+	t.Cleanup(wg.Wait)
+	t.Cleanup(func() { close(stop) })
 }

@@ -71,24 +71,9 @@ func newDetachedRig(t *testing.T) *detachedRig {
 	if err := pubPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans}); err != nil {
 		t.Fatal(err)
 	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
-		for i := uint16(0); ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			_ = track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: i, Timestamp: uint32(i) * 240}, Payload: make([]byte, 80)})
-		}
-	}()
-	t.Cleanup(wg.Wait)
-	t.Cleanup(func() { close(stop) })
+	paceEvery5ms(t, func(i uint32) {
+		_ = track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: i * 240}, Payload: make([]byte, 80)})
+	})
 
 	udp, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
