@@ -573,9 +573,6 @@ type directStream struct {
 	w     webrtc.TrackLocalWriter // pion's, for the directPion output
 
 	mu       sync.Mutex
-	plain    []byte
-	sealed   []byte
-	hdr      rtp.Header // srtp's scratch
 	pionHdr  rtp.Header
 	packets  uint32
 	octets   uint32
@@ -583,8 +580,18 @@ type directStream struct {
 	lastTime time.Time
 }
 
-// write sends one packet: h is the subscriber's header, payload the shared bytes.
-func (s *directStream) write(h *rtp.Header, payload []byte) error {
+// sealScratch holds one packet while it is sealed. The fanout's writer has one for all its direct
+// subscriptions, since it seals one packet at a time; a retransmission takes one from sealPool. Buffers
+// per stream were 4.5 KB a subscription at rest (docs/BENCHMARKS.md, "Seventh pass").
+type sealScratch struct {
+	plain, sealed []byte
+	hdr           rtp.Header // srtp's
+}
+
+var sealPool = sync.Pool{New: func() any { return new(sealScratch) }}
+
+// write sends one packet: h is the subscriber's header, payload the shared bytes, sc the writer's scratch.
+func (s *directStream) write(h *rtp.Header, payload []byte, sc *sealScratch) error {
 	switch s.d.mode.Load() {
 	case directPending:
 		return nil
@@ -598,9 +605,9 @@ func (s *directStream) write(h *rtp.Header, payload []byte) error {
 		return err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.account(h, len(payload))
-	return s.sealAndSend(h, payload)
+	s.mu.Unlock()
+	return s.sealAndSend(h, payload, sc)
 }
 
 func (s *directStream) account(h *rtp.Header, n int) {
@@ -610,12 +617,12 @@ func (s *directStream) account(h *rtp.Header, n int) {
 }
 
 // sealAndSend is the whole per-packet work of the direct path: marshal, SRTP seal, one sendto.
-func (s *directStream) sealAndSend(h *rtp.Header, payload []byte) error {
+func (s *directStream) sealAndSend(h *rtp.Header, payload []byte, sc *sealScratch) error {
 	size := h.MarshalSize() + len(payload)
-	if cap(s.plain) < size {
-		s.plain = make([]byte, size, max(size, 1500))
+	if cap(sc.plain) < size {
+		sc.plain = make([]byte, size, max(size, 1500))
 	}
-	buf := s.plain[:size]
+	buf := sc.plain[:size]
 	n, err := h.MarshalTo(buf)
 	if err != nil {
 		return err
@@ -623,12 +630,12 @@ func (s *directStream) sealAndSend(h *rtp.Header, payload []byte) error {
 	copy(buf[n:], payload)
 	d := s.d
 	d.ctxMu.Lock()
-	out, err := d.ctx.EncryptRTP(s.sealed[:0], buf, &s.hdr)
+	out, err := d.ctx.EncryptRTP(sc.sealed[:0], buf, &sc.hdr)
 	d.ctxMu.Unlock()
 	if err != nil {
 		return err
 	}
-	s.sealed = out
+	sc.sealed = out
 	_, err = d.sfu.udpConn.WriteToUDPAddrPort(out, *d.addr.Load())
 	return err
 }
@@ -672,9 +679,9 @@ func (s *directStream) retransmit(seq uint16) {
 	if s.d.mode.Load() != directOwn {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_ = s.sealAndSend(&h, p.Payload)
+	sc := sealPool.Get().(*sealScratch)
+	_ = s.sealAndSend(&h, p.Payload, sc)
+	sealPool.Put(sc)
 }
 
 // ntpTime is t as a 64-bit NTP timestamp (RFC 5905 §6: seconds since 1900 and a 32-bit fraction).

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -276,7 +277,8 @@ func iceCredentials(desc string) (ufrag, pwd string, err error) {
 	if ufrag == "" {
 		return "", "", errors.New("media: no ICE credentials in the description")
 	}
-	return ufrag, pwd, nil
+	// Copies: the attributes are slices of desc, which a detached subscription would otherwise keep whole.
+	return strings.Clone(ufrag), strings.Clone(pwd), nil
 }
 
 // receive handles one packet from the subscriber, on the mux's read goroutine: by its first byte (RFC

@@ -5,10 +5,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
+	"weak"
 
 	"github.com/pion/rtp"
 	"github.com/pion/stun/v4"
@@ -36,7 +39,9 @@ type detachedRig struct {
 	sub    *Subscriber
 	subPC  *webrtc.PeerConnection
 	sock   *dropConn
-	closed chan struct{} // the subscription's OnClosed
+	closed chan struct{}                       // the subscription's OnClosed
+	pion   weak.Pointer[webrtc.PeerConnection] // the subscription's connection before it left it
+	offer  weak.Pointer[byte]                  // the subscriber's offer
 }
 
 func newDetachedRig(t *testing.T) *detachedRig {
@@ -101,11 +106,14 @@ func newDetachedRig(t *testing.T) *detachedRig {
 		}
 	})
 	var once sync.Once
-	rig.sub, ans, err = sfu.Subscribe(ctx, pub, offerOf(t, rig.subPC), "", SubscribeHooks{OnClosed: func() { once.Do(func() { close(rig.closed) }) }})
+	offer := offerOf(t, rig.subPC)
+	rig.offer = weak.Make(unsafe.StringData(offer))
+	rig.sub, ans, err = sfu.Subscribe(ctx, pub, offer, "", SubscribeHooks{OnClosed: func() { once.Do(func() { close(rig.closed) }) }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(rig.sub.Close)
+	rig.pion = weak.Make(rig.sub.peer())
 	if err := rig.subPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans}); err != nil {
 		t.Fatal(err)
 	}
@@ -282,5 +290,21 @@ func TestDemuxKeepsWritesThroughWriteDeadline(t *testing.T) {
 		if err != nil || string(buf[:n]) != want {
 			t.Fatalf("read %q, %v; want %q", buf[:n], err, want)
 		}
+	}
+}
+
+// TestDetachedReleasesPion: once a subscription left pion's connection, nothing keeps that connection
+// (its ICE agent, DTLS, SRTP sessions) or the descriptions, which is what the endpoint saves. pion's static
+// track kept a removed binding's writer, and with it the connection, until matchCodec bound it without
+// one; the mids and ICE credentials, slices of the descriptions, kept them whole until they were copied.
+func TestDetachedReleasesPion(t *testing.T) {
+	rig := newDetachedRig(t)
+	deadline := time.Now().Add(5 * time.Second)
+	for rig.pion.Value() != nil || rig.offer.Value() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("still reachable: pion's connection %v, the offer %v", rig.pion.Value() != nil, rig.offer.Value() != nil)
+		}
+		runtime.GC()
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -27,6 +27,10 @@ type fanout struct {
 	// ring keeps the last packets for the retransmissions of subscriptions with a directSender (all but
 	// those to a simulcast publisher, which have pion's responder); nil until one binds.
 	ring atomic.Pointer[packetRing]
+
+	// seal is the direct subscriptions' scratch for the packet being sent, only touched by write (called
+	// from one goroutine, the publisher's forwarding of this track).
+	seal sealScratch
 }
 
 type binding struct {
@@ -80,7 +84,7 @@ func (f *fanout) Bind(c webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, er
 }
 
 func (f *fanout) bind(c webrtc.TrackLocalContext, g *gate, d *directSender) (webrtc.RTPCodecParameters, error) {
-	codec, err := f.track.Bind(c)
+	codec, err := matchCodec(f.track, c)
 	if err != nil {
 		return codec, err
 	}
@@ -99,8 +103,28 @@ func (f *fanout) bind(c webrtc.TrackLocalContext, g *gate, d *directSender) (web
 
 func (f *fanout) Unbind(c webrtc.TrackLocalContext) error {
 	f.unbind(c.ID())
-	return f.track.Unbind(c)
+	return nil
 }
+
+// matchCodec is pion's codec negotiation for a track openstage writes itself: of the codecs the
+// subscription negotiated, the one that matches track's (pion's fuzzy search, which the static track's
+// Bind runs). The static track is never written, so it is bound without a writer and unbound at once:
+// its Unbind (pion/webrtc v4.2.20, track_local_static.go) leaves a copy of a removed binding in the
+// slice's spare capacity, and a writer kept there held a closed subscription's whole peer connection
+// (ICE agent, DTLS, SRTP sessions, descriptions) for as long as the track lived.
+func matchCodec(track *webrtc.TrackLocalStaticRTP, c webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	nc := codecOnly{c}
+	codec, err := track.Bind(nc)
+	if err == nil {
+		_ = track.Unbind(nc)
+	}
+	return codec, err
+}
+
+// codecOnly is a binding's context without its writer.
+type codecOnly struct{ webrtc.TrackLocalContext }
+
+func (codecOnly) WriteStream() webrtc.TrackLocalWriter { return nil }
 
 // unbind stops writing to the binding id.
 func (f *fanout) unbind(id string) {
@@ -113,7 +137,7 @@ func (f *fanout) unbind(id string) {
 // for its own endpoint (endpoint.go) keeps its binding: its directSender unbinds it when it ends.
 func (t *gatedTrack) Unbind(c webrtc.TrackLocalContext) error {
 	if t.direct != nil && t.direct.ep.Load() != nil {
-		return t.fanout.track.Unbind(c)
+		return nil
 	}
 	return t.fanout.Unbind(c)
 }
@@ -157,7 +181,7 @@ func (f *fanout) write(p *rtp.Packet) (sent int) {
 		h.CSRC, h.Extensions = csrc, ext
 		h.SSRC, h.PayloadType = b.ssrc, b.pt
 		if b.direct != nil {
-			_ = b.direct.write(&h, p.Payload)
+			_ = b.direct.write(&h, p.Payload, &f.seal)
 		} else {
 			if hs == nil {
 				hs = make([]rtp.Header, len(f.binds))

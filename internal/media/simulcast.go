@@ -243,7 +243,7 @@ var _ webrtc.TrackLocal = selectorTrack{}
 
 func (t selectorTrack) Bind(c webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
 	s := t.s
-	codec, err := s.v.track.Bind(c)
+	codec, err := matchCodec(s.v.track, c)
 	if err != nil {
 		return codec, err
 	}
@@ -258,7 +258,7 @@ func (t selectorTrack) Bind(c webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 
 func (t selectorTrack) Unbind(c webrtc.TrackLocalContext) error {
 	t.s.detach()
-	return t.s.v.track.Unbind(c)
+	return nil
 }
 
 func (t selectorTrack) ID() string                { return t.s.v.track.ID() }

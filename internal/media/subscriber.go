@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +32,10 @@ type Subscriber struct {
 	connOnce  sync.Once
 	closeOnce sync.Once
 }
+
+// ownMid is a transceiver's mid as a string of its own: pion's is a slice of the offer, which a
+// subscription keeping it would keep whole (1-4 KB) after pion's connection is gone (endpoint.go).
+func ownMid(tr *webrtc.RTPTransceiver) string { return strings.Clone(tr.Mid()) }
 
 // trackWait bounds how long a subscribe waits for a publisher that has connected but whose tracks are
 // not ready yet.
@@ -110,7 +115,7 @@ func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, offer, layerPref st
 		}
 		for _, tr := range pc.GetTransceivers() {
 			if tr.Sender() == sender && tr.Mid() != "" {
-				sub.gates[tr.Mid()] = g
+				sub.gates[ownMid(tr)] = g
 			}
 		}
 		if direct != nil {
@@ -132,7 +137,8 @@ func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, offer, layerPref st
 		sub.sel = sel
 		for _, tr := range pc.GetTransceivers() {
 			if tr.Sender() == sender && tr.Mid() != "" {
-				sub.gates[tr.Mid()], sub.videoMid = sel.gate, tr.Mid()
+				mid := ownMid(tr)
+				sub.gates[mid], sub.videoMid = sel.gate, mid
 			}
 		}
 		if !s.goTracked(func() { s.rtcpLoop(sender, sel.requestKeyframe, sel.feedback) }) {
