@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
@@ -196,5 +198,56 @@ func TestFanoutRetransmitsWhatItSent(t *testing.T) {
 	}
 	if k := f.write(&pkt); k != 0 {
 		t.Fatalf("a packet sent to %d with nobody bound", k)
+	}
+}
+
+// TestFanoutKeepsNoUnboundWriter: once a subscription's bindings are gone, nothing of the fanout keeps
+// their writers. pion's static track kept a copy of a removed binding, writer included, in its slice's
+// spare capacity, and with it the ended subscription's whole peer connection (matchCodec).
+func TestFanoutKeepsNoUnboundWriter(t *testing.T) {
+	f, err := newFanout(videoCodecs[0].RTPCodecCapability, "video", "openstage-p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound := bindContexts(t, f, 3)
+	for i := 0; i < 3; i++ {
+		unbindContext(t, f, bound[i])
+	}
+	for try := 0; ; try++ {
+		runtime.GC()
+		left := 0
+		for _, w := range bound {
+			if w.Value() != nil {
+				left++
+			}
+		}
+		if left == 0 {
+			break
+		}
+		if try == 10 {
+			t.Fatalf("%d of 3 unbound writers still reachable", left)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	runtime.KeepAlive(f) // the fanout lives on, as its publisher's track does
+}
+
+func bindContexts(t *testing.T, f *fanout, n int) []weak.Pointer[trackContext] {
+	t.Helper()
+	var ws []weak.Pointer[trackContext]
+	for i := 0; i < n; i++ {
+		c := &trackContext{id: fmt.Sprint("binding-", i), ssrc: webrtc.SSRC(1000 + i), codec: videoCodecs[0]}
+		if _, err := f.Bind(c); err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, weak.Make(c))
+	}
+	return ws
+}
+
+func unbindContext(t *testing.T, f *fanout, w weak.Pointer[trackContext]) {
+	t.Helper()
+	if err := f.Unbind(w.Value()); err != nil {
+		t.Fatal(err)
 	}
 }
