@@ -93,7 +93,9 @@ func (f *fanout) bind(c webrtc.TrackLocalContext, g *gate, d *directSender) (web
 		// The stream keeps pion's writer, for as long as the subscription is on pion's connection.
 		b.direct = d.newStream(f, g, b.id, b.ssrc, b.pt, codec.ClockRate, b.w)
 		b.w = nil
-		f.ring.CompareAndSwap(nil, &packetRing{})
+		if f.ring.Load() == nil { // not a new 8 KB ring for every subscription, only to be dropped
+			f.ring.CompareAndSwap(nil, &packetRing{})
+		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
