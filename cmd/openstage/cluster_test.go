@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -242,10 +240,10 @@ func TestClusterFrontDoorAndFailover(t *testing.T) {
 	}
 
 	// B's front door forwarded the subscription; A owns one stage.
-	if got := metric(ctx, t, b, `openstage_cluster_forwarded_requests_total{route="whip"}`); got < 1 {
+	if got := metric(t, b, `openstage_cluster_forwarded_requests_total{route="whip"}`); got < 1 {
 		t.Fatalf("b forwarded %v WHIP requests", got)
 	}
-	if got := metric(ctx, t, a, "openstage_cluster_owned_stages"); got != 1 {
+	if got := metric(t, a, "openstage_cluster_owned_stages"); got != 1 {
 		t.Fatalf("a owns %v stages", got)
 	}
 
@@ -379,27 +377,14 @@ func TestClusterFrontDoorAndFailover(t *testing.T) {
 	}
 }
 
-// metric reads one sample of node p's /metrics (the line starting with name).
-func metric(ctx context.Context, t testing.TB, p *proc, name string) float64 {
+// metric reads one sample of node p's /metrics (the series named name, labels included); it must be there.
+func metric(t testing.TB, p *proc, name string) float64 {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.url+"/metrics", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	v, ok := ivstest.Sample(t, p.url, name)
+	if !ok {
+		t.Fatalf("no %s in %s's metrics", name, p.url)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("%s: %v", line, err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("no %s in %s's metrics", name, p.url)
-	return 0
+	return v
 }
 
 // activeSession is the stage's active session id.

@@ -72,7 +72,7 @@ func TestMemoryLimitFromCgroup(t *testing.T) {
 				t.Setenv("GOMEMLIMIT", tc.env)
 			}
 			p := start(t, t.TempDir())
-			if got := metric(t.Context(), t, p, "go_gc_gomemlimit_bytes"); got != tc.want {
+			if got := metric(t, p, "go_gc_gomemlimit_bytes"); got != tc.want {
 				t.Errorf("go_gc_gomemlimit_bytes = %.0f, want %.0f", got, tc.want)
 			}
 			if err := p.cmd.Process.Signal(os.Interrupt); err != nil {

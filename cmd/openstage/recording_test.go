@@ -220,7 +220,7 @@ func TestRecording(t *testing.T) {
 			if !errors.As(err, &conflict) {
 				t.Fatalf("UpdateStage while recording: %v, want ConflictException", err)
 			}
-			if n := metric(ctx, t, p, "openstage_recordings_active"); n != 1 {
+			if n := metric(t, p, "openstage_recordings_active"); n != 1 {
 				t.Fatalf("openstage_recordings_active %v while recording one publisher", n)
 			}
 			list, err := c.ListParticipants(ctx, &ivsrealtime.ListParticipantsInput{StageArn: arn, SessionId: &session,
@@ -237,7 +237,7 @@ func TestRecording(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitRecording(ctx, t, c, arn, session, *host.ParticipantId, types.ParticipantRecordingStateStopped)
-			if n, b := metric(ctx, t, p, "openstage_recordings_active"), metric(ctx, t, p, "openstage_recording_bytes_written_total"); n != 0 || b < 10000 {
+			if n, b := metric(t, p, "openstage_recordings_active"), metric(t, p, "openstage_recording_bytes_written_total"); n != 0 || b < 10000 {
 				t.Fatalf("after the recording: openstage_recordings_active %v, openstage_recording_bytes_written_total %v", n, b)
 			}
 			list, err = c.ListParticipants(ctx, &ivsrealtime.ListParticipantsInput{StageArn: arn, SessionId: &session,

@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -157,13 +158,12 @@ type directSender struct {
 	mode     atomic.Int32
 	addr     atomic.Pointer[netip.AddrPort]
 
-	// The subscription's own endpoint once it left pion (endpoint.go), nil before. onDetached tells the
-	// Subscriber to let go of pion's connection; onEnd ends the subscription.
-	ep         atomic.Pointer[endpoint]
-	sawRTCP    atomic.Bool // the subscriber's SRTCP came through pion: its side of DTLS is done
-	ending     atomic.Bool
-	onDetached func()
-	onEnd      func()
+	// The subscription's own endpoint once it left pion (endpoint.go), nil before; onEnd ends the
+	// subscription.
+	ep      atomic.Pointer[endpoint]
+	sawRTCP atomic.Bool // the subscriber's SRTCP came through pion: its side of DTLS is done
+	ending  atomic.Bool
+	onEnd   func()
 
 	ctxMu sync.Mutex // the SRTP context keeps per-SSRC rollover state
 	ctx   *srtp.Context
@@ -244,22 +244,34 @@ func (r *rtcpSink) Close() error { return nil }
 // to the publisher's connection and a retransmission to this one, each at most a blocked write long (over
 // ICE-TCP, until ICE gives up on a peer that stopped reading), as in the goroutine per sender before.
 func (d *directSender) feedback(ssrc uint32, pkts []rtcp.Packet) {
-	d.mu.Lock()
-	known := false
-	for _, s := range d.streams {
-		known = known || s.ssrc == ssrc
-	}
-	d.mu.Unlock()
-	if !known {
+	if !d.hasStream(ssrc) {
 		return
 	}
 	for _, p := range pkts {
-		switch p.(type) {
-		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-			d.keyframe()
-		default:
-			d.onRTCP(p)
+		d.act(p, d.keyframe)
+	}
+}
+
+// hasStream reports whether one of ssrcs is one of the subscription's streams.
+func (d *directSender) hasStream(ssrcs ...uint32) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, s := range d.streams {
+		if slices.Contains(ssrcs, s.ssrc) {
+			return true
 		}
+	}
+	return false
+}
+
+// act answers one RTCP packet addressed to the subscription: a keyframe request goes to the publisher
+// through keyframe, the rest to onRTCP (NACKs).
+func (d *directSender) act(p rtcp.Packet, keyframe func()) {
+	switch p.(type) {
+	case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+		keyframe()
+	default:
+		d.onRTCP(p)
 	}
 }
 
@@ -302,12 +314,17 @@ func (d *directSender) ownOutput() int32 {
 	return directPion
 }
 
+// peer is the subscription's pion connection, nil once it left it for its own endpoint.
+func (d *directSender) peer() *webrtc.PeerConnection {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.pc
+}
+
 // selectedAddr is the remote address of ICE's selected pair when that pair is UDP, and so on the SFU's
 // UDP socket (the ICE UDP mux owns every UDP host candidate; openstage gathers no other kind).
 func (d *directSender) selectedAddr() (netip.AddrPort, bool) {
-	d.mu.Lock()
-	pc := d.pc
-	d.mu.Unlock()
+	pc := d.peer()
 	if pc == nil {
 		return netip.AddrPort{}, false
 	}
@@ -392,9 +409,7 @@ func (d *directSender) detachDue() bool {
 // detach moves the subscription from pion's connection to its own endpoint (endpoint.go) and closes the
 // connection. A subscription whose secrets do not allow it (a DTLS suite other than AES-GCM) stays on pion.
 func (d *directSender) detach() {
-	d.mu.Lock()
-	pc := d.pc
-	d.mu.Unlock()
+	pc := d.peer()
 	if pc == nil {
 		return
 	}
@@ -440,9 +455,6 @@ func (d *directSender) detach() {
 	d.pc = nil
 	streams := d.streams
 	d.mu.Unlock()
-	if d.onDetached != nil {
-		d.onDetached()
-	}
 	_ = pc.Close() // its close_notify to the subscriber is dropped by the demux
 	for _, s := range streams {
 		s.mu.Lock()
@@ -457,27 +469,14 @@ func (d *directSender) detach() {
 // addressed to one of the subscription's streams. It runs on the mux's read goroutine: the keyframe
 // request, which writes to the publisher's connection, goes to a goroutine of its own.
 func (d *directSender) feedbackDetached(pkts []rtcp.Packet) {
-	d.mu.Lock()
-	streams := d.streams
-	d.mu.Unlock()
 	for _, p := range pkts {
-		known := false
-		for _, ssrc := range p.DestinationSSRC() {
-			for _, s := range streams {
-				known = known || s.ssrc == ssrc
-			}
-		}
-		if !known {
-			continue
-		}
-		switch p.(type) {
-		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-			d.sfu.goTracked(d.keyframe)
-		default:
-			d.onRTCP(p)
+		if d.hasStream(p.DestinationSSRC()...) {
+			d.act(p, d.keyframeAsync)
 		}
 	}
 }
+
+func (d *directSender) keyframeAsync() { d.sfu.goTracked(d.keyframe) }
 
 // newStream is one bound track of the subscription.
 func (d *directSender) newStream(f *fanout, g *gate, id string, ssrc uint32, pt uint8, clock uint32, w webrtc.TrackLocalWriter) *directStream {

@@ -58,6 +58,9 @@ var (
 	_ ice.AddrPortReaderWriter = (*udpDemux)(nil)
 )
 
+// unmapped is a as the demux keys it: an IPv4-mapped IPv6 address (a dual-stack socket's) as IPv4.
+func unmapped(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()) }
+
 func newUDPDemux(c *net.UDPConn) *udpDemux {
 	return &udpDemux{conn: c, byAddr: map[netip.AddrPort]*endpoint{}, byUfrag: map[string]*endpoint{}}
 }
@@ -80,7 +83,7 @@ func (u *udpDemux) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 // lookup finds the endpoint a packet is for: by its source address, or, for a binding request from an
 // address no endpoint has, by the username fragment it names.
 func (u *udpDemux) lookup(from netip.AddrPort, b []byte) *endpoint {
-	key := netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	key := unmapped(from)
 	u.mu.RLock()
 	ep := u.byAddr[key]
 	u.mu.RUnlock()
@@ -106,7 +109,7 @@ func (u *udpDemux) lookup(from netip.AddrPort, b []byte) *endpoint {
 // WriteToAddrPort writes pion's packets, except to a detached subscription.
 func (u *udpDemux) WriteToAddrPort(b []byte, to netip.AddrPort) (int, error) {
 	if u.n.Load() != 0 {
-		key := netip.AddrPortFrom(to.Addr().Unmap(), to.Port())
+		key := unmapped(to)
 		u.mu.RLock()
 		ep := u.byAddr[key]
 		u.mu.RUnlock()
@@ -288,7 +291,7 @@ func (ep *endpoint) receive(b []byte, from netip.AddrPort) {
 	switch {
 	case b[0] <= 3:
 		ep.stun(b, from)
-	case netip.AddrPortFrom(from.Addr().Unmap(), from.Port()) != ep.addr:
+	case unmapped(from) != ep.addr:
 		// DTLS and SRTCP only from the selected address.
 	case b[0] >= 20 && b[0] <= 63:
 		ep.dtlsRecord(b)
@@ -312,7 +315,7 @@ func (ep *endpoint) stun(b []byte, from netip.AddrPort) {
 		return
 	}
 	ep.seen.Store(time.Now().UnixNano())
-	if to := netip.AddrPortFrom(from.Addr().Unmap(), from.Port()); to != ep.addr && m.Contains(stun.AttrUseCandidate) {
+	if to := unmapped(from); to != ep.addr && m.Contains(stun.AttrUseCandidate) {
 		ep.d.sfu.demux.move(ep, to)
 	}
 	resp, err := stun.Build(stun.NewTransactionIDSetter(m.TransactionID), stun.BindingSuccess,

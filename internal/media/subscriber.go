@@ -22,8 +22,7 @@ type SubscribeHooks struct {
 // Subscriber is one subscription to one publisher.
 type Subscriber struct {
 	pub       *Publisher
-	pcMu      sync.Mutex
-	pc        *webrtc.PeerConnection // nil once the subscription left it for its own endpoint (endpoint.go)
+	pc        *webrtc.PeerConnection // without a directSender; with one, the directSender holds it (peer)
 	hooks     SubscribeHooks
 	gates     map[string]*gate // by the media section's mid; written before the answer, then only read
 	sel       *selector        // the video of a simulcast publisher, nil without
@@ -76,17 +75,14 @@ func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, offer, layerPref st
 	if err != nil {
 		return nil, "", fmt.Errorf("media: new peer connection: %w", err)
 	}
-	sub := &Subscriber{pub: pub, pc: pc, hooks: hooks, gates: map[string]*gate{}, direct: direct}
+	sub := &Subscriber{pub: pub, hooks: hooks, gates: map[string]*gate{}, direct: direct}
 	// pion's connection ending ends the subscription, unless the subscription left it (endpoint.go).
 	end := func() { go sub.Close() }
-	if direct != nil {
+	if direct == nil {
+		sub.pc = pc
+	} else {
 		direct.pc = pc
 		direct.onEnd = sub.Close
-		direct.onDetached = func() {
-			sub.pcMu.Lock()
-			sub.pc = nil
-			sub.pcMu.Unlock()
-		}
 		end = func() {
 			if direct.ep.Load() == nil {
 				go sub.Close()
@@ -258,10 +254,11 @@ func (sub *Subscriber) Close() {
 	})
 }
 
-// peer is the subscription's pion connection, nil once it left it.
+// peer is the subscription's pion connection, nil once it left it for its own endpoint.
 func (sub *Subscriber) peer() *webrtc.PeerConnection {
-	sub.pcMu.Lock()
-	defer sub.pcMu.Unlock()
+	if sub.direct != nil {
+		return sub.direct.peer()
+	}
 	return sub.pc
 }
 
