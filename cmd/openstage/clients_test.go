@@ -246,13 +246,14 @@ func TestAiortcPublish(t *testing.T) {
 var subscribeResult = regexp.MustCompile(`aiortc-subscribe: result video_frames=(\d+) audio_frames=(\d+) video_size=(\d+x\d+)`)
 
 // TestAiortcSubscribe: a pion publisher sends H.264 and Opus; aiortc subscribes at
-// <whip_url>/subscribe/<publisherId> with a recvonly offer and decodes both.
-func TestAiortcSubscribe(t *testing.T) { aiortcSubscribe(t, "pion", 3) }
+// <whip_url>/subscribe/<publisherId> with a recvonly offer and decodes both, for 12 s on the direct send
+// path (the default): the subscription leaves pion's connection for openstage's endpoint (docs/DESIGN.md
+// §4.12) and outlives the 8 s after which it ends a subscriber whose consent stopped, so aiortc's consent
+// checks and reports are understood.
+func TestAiortcSubscribe(t *testing.T) { aiortcSubscribe(t, "direct", 12) }
 
-// TestAiortcSubscribeDirectSendPath is the same on the direct send path, for 12 s: the subscription leaves
-// pion's connection for openstage's endpoint (docs/DESIGN.md §4.12) and outlives the 8 s after which it ends
-// a subscriber whose consent stopped, so aiortc's consent checks and reports are understood.
-func TestAiortcSubscribeDirectSendPath(t *testing.T) { aiortcSubscribe(t, "direct", 12) }
+// TestAiortcSubscribePionSendPath is the same with --media-send-path pion, for 3 s.
+func TestAiortcSubscribePionSendPath(t *testing.T) { aiortcSubscribe(t, "pion", 3) }
 
 func aiortcSubscribe(t *testing.T, sendPath string, seconds int) {
 	needClient(t, aiortcCheck())

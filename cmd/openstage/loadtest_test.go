@@ -47,9 +47,9 @@ func TestLoadtestCommand(t *testing.T) {
 			CPUPerPacket     float64 `json:"cpuSecondsPerForwardedPacket"`
 		} `json:"server"`
 		Memory *struct {
-			Subscriptions int     `json:"subscriptions"`
-			RSSAfter      float64 `json:"rssAfterBytes"`
-			Goroutines    float64 `json:"goroutinesPerSubscription"`
+			Subscriptions int      `json:"subscriptions"`
+			RSSAfter      float64  `json:"rssAfterBytes"`
+			Goroutines    *float64 `json:"goroutinesPerSubscription"`
 		} `json:"serverMemory"`
 	}
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
@@ -59,8 +59,9 @@ func TestLoadtestCommand(t *testing.T) {
 		r.Server.CPUPerPacket <= 0 || r.JoinRate <= 0 {
 		t.Fatalf("report %s", out)
 	}
-	// Each subscription is a peer connection on the server, with goroutines of its own.
-	if m := r.Memory; m == nil || m.Subscriptions != 4 || m.RSSAfter <= 0 || m.Goroutines < 1 {
+	// Goroutines per subscription are reported; on the direct send path (the default) a subscription that
+	// left pion's connection has none of its own, so the figure may be 0 (docs/DESIGN.md §4.12).
+	if m := r.Memory; m == nil || m.Subscriptions != 4 || m.RSSAfter <= 0 || m.Goroutines == nil || *m.Goroutines < 0 {
 		t.Fatalf("server memory in the report %s", out)
 	}
 	if strings.Contains(progress, "pkt/s") {

@@ -38,8 +38,9 @@ type Config struct {
 	LogLevel        string
 	LogFormat       string
 	MediaPolicy     string
-	// MediaSendPath is how subscriptions send media: pion (its RTPSender) or direct (openstage's own SRTP
-	// context and UDP write; docs/DESIGN.md §4.11), until direct has proven itself.
+	// MediaSendPath is how subscriptions send media: direct (openstage's own SRTP context and UDP write,
+	// and an established subscription on its own endpoint; docs/DESIGN.md §4.11-4.12) or pion (its
+	// RTPSender, and pion's connection for as long as the subscription lasts).
 	MediaSendPath string
 	GeoIPDB       string
 
@@ -136,7 +137,7 @@ func Flags(fs *pflag.FlagSet) *Config {
 	fs.IntVar(&c.RTCUDPPort, "rtc-udp-port", 7881, "UDP port for all WebRTC media (ICE UDP mux); 0 picks a free one")
 	c.RTCTCPPort = SameAsUDP // before Var, which takes it as the default shown
 	fs.Var(&tcpPort{&c.RTCTCPPort}, "rtc-tcp-port", "TCP port for ICE over TCP: passive TCP candidates next to the UDP one, for clients whose network blocks UDP (0: off)")
-	fs.StringVar(&c.MediaSendPath, "media-send-path", "pion", "how subscriptions send media: pion (pion's RTPSender) or direct (openstage seals and writes each packet to the subscriber's ICE pair, and carries an established subscription on its own endpoint; experimental)")
+	fs.StringVar(&c.MediaSendPath, "media-send-path", "direct", "how subscriptions send media: direct (openstage seals and writes each packet to the subscriber's ICE pair, and carries an established subscription on its own endpoint) or pion (pion's RTPSender and connection throughout)")
 	fs.StringVar(&c.MediaPolicy, "media-policy", "ivs", "what publishers may send: ivs (H.264 baseline + Opus, 720p, 8.5 Mbps, as IVS) or open (also VP8, VP9, AV1, audio-only)")
 	fs.StringVar(&c.GeoIPDB, "geoip-db", "", "MaxMind-format ISP/ASN database for participants' ispName")
 	fs.Float64Var(&c.AuthFailureRate, "auth-failure-rate", 10, "failed participant authentications (bad tokens) per second a source address may sustain on WHIP and the events socket; past that its requests get 429 without being examined (0: no limit)")
@@ -279,7 +280,7 @@ func (c *Config) check() error {
 		return err
 	}
 	if c.MediaSendPath != "pion" && c.MediaSendPath != "direct" {
-		return fmt.Errorf("config: --media-send-path %q: want pion or direct", c.MediaSendPath)
+		return fmt.Errorf("config: --media-send-path %q: want direct or pion", c.MediaSendPath)
 	}
 	if c.MediaPolicy != "ivs" && c.MediaPolicy != "open" {
 		return fmt.Errorf("config: --media-policy %q: want ivs or open", c.MediaPolicy)

@@ -267,13 +267,15 @@ func unsignedToken(base string, exp time.Time) string {
 
 // TestBrowserParticipants is the join page in a real browser against a real server: two participants
 // publish camera and microphone and each sees and hears the other, a third watches both, a fourth finds
-// the stage full; then the AWS SDK reads what openstage recorded of them.
-func TestBrowserParticipants(t *testing.T) { browserParticipants(t, media.SendPathPion) }
+// the stage full; then the AWS SDK reads what openstage recorded of them. On the direct send path, the
+// default (docs/DESIGN.md §4.11-4.12), Chromium decodes what openstage seals and sends itself, NACKs and
+// sender reports included, and its subscriptions carry on on openstage's own endpoint.
+func TestBrowserParticipants(t *testing.T) { browserParticipants(t, media.SendPathDirect) }
 
-// TestBrowserParticipantsDirectSendPath is the same with --media-send-path direct (docs/DESIGN.md §4.11):
-// Chromium decodes what openstage seals and sends itself, NACKs and sender reports included.
-func TestBrowserParticipantsDirectSendPath(t *testing.T) {
-	browserParticipants(t, media.SendPathDirect)
+// TestBrowserParticipantsPionSendPath is the same with --media-send-path pion: pion's writer and
+// connection for the whole subscription.
+func TestBrowserParticipantsPionSendPath(t *testing.T) {
+	browserParticipants(t, media.SendPathPion)
 }
 
 func browserParticipants(t *testing.T, sendPath string) {

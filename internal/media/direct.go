@@ -29,17 +29,18 @@ import (
 
 // The send paths of subscriptions (--media-send-path; docs/DESIGN.md §4.11).
 const (
-	// SendPathPion writes every forwarded packet through pion's RTPSender: its interceptors (NACK
-	// responder, sender reports), its SRTP session, its mux and ICE layers.
-	SendPathPion = "pion"
-	// SendPathDirect seals forwarded packets with the subscription's own SRTP context and writes them
-	// to the selected candidate pair's address on the SFU's UDP socket; pion still does ICE, DTLS, SDP
-	// and RTCP, and openstage answers NACKs from the fanout's packet ring and sends the sender reports.
+	// SendPathDirect (the default) seals forwarded packets with the subscription's own SRTP context and
+	// writes them to the selected candidate pair's address on the SFU's UDP socket; pion does ICE, DTLS
+	// and SDP, openstage answers NACKs from the fanout's packet ring and sends the sender reports, and an
+	// established subscription leaves pion's connection for its own endpoint (endpoint.go).
 	SendPathDirect = "direct"
+	// SendPathPion writes every forwarded packet through pion's RTPSender: its SRTP session, its mux and
+	// ICE layers, for as long as the subscription lasts.
+	SendPathPion = "pion"
 )
 
 // SendPaths lists the valid --media-send-path values.
-func SendPaths() []string { return []string{SendPathPion, SendPathDirect} }
+func SendPaths() []string { return []string{SendPathDirect, SendPathPion} }
 
 // The direct send path takes the SRTP keys of a subscription from pion's public DTLS options only
 // (docs/DESIGN.md §4.11): the subscription's own API (one per subscription, sharing the SFU's media
@@ -140,7 +141,7 @@ const (
 	directPion                 // the pair is not on the UDP socket (ICE-TCP) or the keys are unknown: pion's writer
 )
 
-// directSender is one subscription's send path when --media-send-path is direct: one SRTP context for
+// directSender is one subscription's send path on the direct path (the default): one SRTP context for
 // all its streams, the address of ICE's selected pair, and the streams' sender report accounting and
 // NACK answers.
 //
@@ -298,12 +299,11 @@ func (d *directSender) start() {
 func (d *directSender) ownOutput() int32 {
 	ctx, err := d.secrets.srtpContext()
 	ap, ok := d.selectedAddr()
-	// Said at Info: the flag is experimental, and an operator trying it wants to know where it did not apply.
 	switch {
-	case err != nil:
+	case err != nil: // unusual (a client that insisted on being the DTLS server): said at Info
 		d.sfu.log.Info("media: direct send path unavailable, pion's writer used", "err", err)
-	case !ok || d.sfu.udpConn == nil:
-		d.sfu.log.Info("media: direct send path unavailable, pion's writer used", "err", "the selected candidate pair is not on the UDP socket")
+	case !ok || d.sfu.udpConn == nil: // ICE-TCP: expected behind UDP-blocking networks
+		d.sfu.log.Debug("media: direct send path unavailable, pion's writer used", "err", "the selected candidate pair is not on the UDP socket")
 	default:
 		d.ctxMu.Lock()
 		d.ctx = ctx

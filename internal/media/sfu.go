@@ -54,7 +54,8 @@ type Config struct {
 	PublishCodecs []string
 	// Inspector, if set, makes the packet inspector of each publisher (the media policy's checks).
 	Inspector func() Inspector
-	// SendPath is how subscriptions send: SendPathPion (the default, "") or SendPathDirect (direct.go).
+	// SendPath is how subscriptions send: SendPathDirect (the default, "": direct.go, endpoint.go) or
+	// SendPathPion.
 	SendPath string
 	Log      *slog.Logger
 }

@@ -62,7 +62,7 @@ func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, offer, layerPref st
 	// video's selector rewrites headers per subscriber, so such a subscription keeps pion's interceptors
 	// and writer, and the RTCP loops that drive them (docs/DESIGN.md §4.11).
 	if video == nil {
-		direct = &directSender{sfu: s, pion: s.cfg.SendPath != SendPathDirect, keyframe: pub.RequestKeyframe}
+		direct = &directSender{sfu: s, pion: s.cfg.SendPath == SendPathPion, keyframe: pub.RequestKeyframe}
 		if api, err = direct.api(s.subSE, s.subME); err != nil {
 			return nil, "", fmt.Errorf("media: subscription API: %w", err)
 		}

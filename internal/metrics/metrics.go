@@ -149,7 +149,7 @@ func New(src Sources) *Metrics {
 			reg.MustRegister(connections(st, t))
 		}
 		reg.MustRegister(counter("openstage_media_subscriptions_detached_total",
-			"Subscriptions that left pion's connection for openstage's own endpoint once established (--media-send-path direct).", st.Detached.Load))
+			"Subscriptions that left pion's connection for openstage's own endpoint once established (the direct send path, the default).", st.Detached.Load))
 		reg.MustRegister(counter("openstage_media_layer_switches_total",
 			"Times a subscriber moved from one simulcast layer of its publisher's video to another.", st.LayerSwitches.Load))
 		for i, name := range []string{"low", "mid", "high"} {
