@@ -476,6 +476,7 @@ func (d *directSender) feedbackDetached(pkts []rtcp.Packet) {
 	}
 }
 
+// keyframeAsync asks the publisher for a keyframe from a goroutine the SFU waits for (feedbackDetached).
 func (d *directSender) keyframeAsync() { d.sfu.goTracked(d.keyframe) }
 
 // newStream is one bound track of the subscription.

@@ -210,8 +210,8 @@ func TestFanoutKeepsNoUnboundWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	bound := bindContexts(t, f, 3)
-	for i := 0; i < 3; i++ {
-		unbindContext(t, f, bound[i])
+	for _, w := range bound {
+		unbindContext(t, f, w)
 	}
 	for try := 0; ; try++ {
 		runtime.GC()
